@@ -1,0 +1,1 @@
+"""Triton kernels, torch CPU references and the timing harness (needs the `kernels` extra)."""

@@ -1,0 +1,8 @@
+"""infercast simulator core: specs, operator model, roofline, memory, cost and what-if.
+
+Never imports torch, triton, kernels or validate.
+"""
+
+from .whatif import WhatIfResult, whatif
+
+__all__ = ["whatif", "WhatIfResult"]

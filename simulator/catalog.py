@@ -1,0 +1,80 @@
+"""Find and load what ships: hardware specs (hwspecs/*.yaml) and model architectures
+(workloads/models/*.yaml). An ID or a path to a user's own file is accepted everywhere."""
+
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from .config_io import load_model
+from .errors import InfercastError
+from .hf_config import load_hf_config
+from .hwspec import HardwareSpec
+from .modelspec import ModelSpec
+
+LOCAL_ID = "local"
+
+
+def data_dir(package: str) -> Path:
+    """Directory of a data package (works from a checkout and after `pip install .`)."""
+    return Path(str(resources.files(package)))
+
+
+def _ids(package: str) -> list[str]:
+    return sorted(p.stem for p in data_dir(package).glob("*.yaml"))
+
+
+def hardware_ids() -> list[str]:
+    return _ids("hwspecs") + [LOCAL_ID]
+
+
+def model_ids() -> list[str]:
+    return _ids("workloads.models")
+
+
+def unknown_id_error(noun: str, listing: str, flag: str, given: str, known: list[str]) -> InfercastError:
+    """'--hw: unknown hardware 'h100'; did you mean h100-sxm, h100-pcie? (see `infercast list hw`)'"""
+    near = difflib.get_close_matches(given.lower(), known, n=3, cutoff=0.5)
+    near += [k for k in known if given.lower() in k and k not in near][: 3 - len(near)]
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    return InfercastError(f"{flag}: unknown {noun} '{given}'{hint} (see `infercast list {listing}`)")
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml", ".json")) or "/" in ref
+
+
+@lru_cache(maxsize=64)
+def load_hardware(ref: str, flag: str = "--hw") -> HardwareSpec:
+    """A hardware spec by ID (`h100-sxm`, `local`) or by path to a YAML file."""
+    if ref == LOCAL_ID:
+        from .local_device import detect_local
+
+        return detect_local()
+    if _looks_like_path(ref):
+        return load_model(Path(ref), HardwareSpec)
+    path = data_dir("hwspecs") / f"{ref}.yaml"
+    if not path.exists():
+        raise unknown_id_error("hardware", "hw", flag, ref, hardware_ids())
+    spec = load_model(path, HardwareSpec)
+    if spec.id != ref:
+        raise InfercastError(f"{path}: key 'id' is '{spec.id}', must match the file name '{ref}'")
+    return spec
+
+
+@lru_cache(maxsize=64)
+def load_model_spec(ref: str, flag: str = "--model") -> ModelSpec:
+    """A model by ID (`llama-3.1-8b`), by path to a YAML file, or to a HuggingFace config.json (or its folder)."""
+    if ref.endswith(".json") or Path(ref).is_dir():
+        return load_hf_config(Path(ref))
+    if _looks_like_path(ref):
+        return load_model(Path(ref), ModelSpec)
+    path = data_dir("workloads.models") / f"{ref}.yaml"
+    if not path.exists():
+        raise unknown_id_error("model", "models", flag, ref, model_ids())
+    spec = load_model(path, ModelSpec)
+    if spec.id != ref:
+        raise InfercastError(f"{path}: key 'id' is '{spec.id}', must match the file name '{ref}'")
+    return spec

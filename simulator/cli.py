@@ -1,0 +1,94 @@
+"""`infercast` command line: what-if queries and listings. Other packages add commands through the
+`infercast.commands` entry point group (validate, calibrate), keeping the core free of them."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Optional
+
+import typer
+from typer.exceptions import Abort, Exit, TyperException
+
+from .errors import InfercastError
+from .whatif import DEFAULT
+
+app = typer.Typer(add_completion=False, help="infercast: LLM inference performance and cost, long context first.")
+list_app = typer.Typer(add_completion=False, help="Show what ships: hardware and models.")
+app.add_typer(list_app, name="list")
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def whatif(
+    model: str = typer.Option(DEFAULT["model"], help="Model ID (see `infercast list models`), a YAML file or a HF config.json."),
+    hw: str = typer.Option(DEFAULT["hw"], help="Hardware ID (see `infercast list hw`), `local`, or a YAML file."),
+    tp: int = typer.Option(1, help="Tensor-parallel degree."),
+    pp: int = typer.Option(1, help="Pipeline-parallel stages."),
+    batch: int = typer.Option(1, help="Concurrent requests in the static batch."),
+    input_len: int = typer.Option(DEFAULT["input_len"], help="Prompt tokens per request."),
+    output_len: int = typer.Option(DEFAULT["output_len"], help="Generated tokens per request."),
+    dtype: str = typer.Option("bf16", help="Weight dtype: fp32, bf16, fp16, fp8, int8, int4, fp4."),
+    kv_dtype: Optional[str] = typer.Option(None, help="KV-cache dtype (default: as the weights; 16-bit for 4-bit weights)."),
+    compute_dtype: Optional[str] = typer.Option(None, help="GEMM dtype (default: fp8/int8 weights run W8A8 where the device can)."),
+    breakdown: bool = typer.Option(False, "--breakdown", help="Add the per-op table."),
+    format: Format = typer.Option(Format.table, "--format", help="table, json or csv."),
+) -> None:
+    """Predict TTFT, TPOT, E2E, throughput, memory and $/Mtoken for one configuration."""
+    from .whatif import whatif as run
+    from .whatif_output import emit
+
+    res = run(model=model, hw=hw, tp=tp, pp=pp, batch=batch, input_len=input_len, output_len=output_len,
+              dtype=dtype, kv_dtype=kv_dtype, compute_dtype=compute_dtype)
+    emit(res, format.value, breakdown)
+
+
+@list_app.command("hw")
+def list_hw() -> None:
+    """Hardware specs that ship (and `local`, this machine)."""
+    from .listing import print_hardware
+
+    print_hardware()
+
+
+@list_app.command("models")
+def list_models() -> None:
+    """Model architectures that ship."""
+    from .listing import print_models
+
+    print_models()
+
+
+def _plugins() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="infercast.commands"):
+        app.add_typer(ep.load(), name=ep.name)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code: bad input is one line on stderr and code 2, never a traceback."""
+    try:
+        _plugins()
+        app(args=argv, standalone_mode=False)
+    except InfercastError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exit as exc:
+        return exc.exit_code
+    except Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except TyperException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,46 @@
+"""`infercast list hw` and `infercast list models` tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .catalog import LOCAL_ID, hardware_ids, load_hardware, load_model_spec, model_ids
+from .layers import active_param_count, param_count
+
+
+def print_hardware() -> None:
+    t = Table(title="Hardware (dense peaks)")
+    for col in ("id", "name", "kind", "memory", "bandwidth", "16-bit peak", "8-bit peak", "TDP", "$/hour"):
+        t.add_column(col, justify="left" if col in ("id", "name", "kind") else "right")
+    for hid in hardware_ids():
+        if hid == LOCAL_ID:
+            t.add_row(LOCAL_ID, "this machine (detected)", "cpu", "", "", "", "", "", "")
+            continue
+        s = load_hardware(hid)
+        peak = s.engine.peak
+        half = peak.get("bf16") or peak.get("fp16")
+        eight = peak.get("fp8") or peak.get("int8")
+        price = s.price.cloud_usd_per_hour if s.price and s.price.cloud_usd_per_hour else None
+        t.add_row(
+            s.id, s.name, s.kind, f"{s.memory.device.capacity / 1e9:,.0f} GB", f"{s.memory.device.bandwidth / 1e12:.2f} TB/s",
+            f"{half / 1e12:,.1f} TF" if half else "-", f"{eight / 1e12:,.1f} T" if eight else "-",
+            f"{s.power.tdp:,.0f} W" if s.power else "-",
+            (f"{price:.2f}" + ("*" if s.price.estimate else "")) if price else "-",
+        )
+    Console().print(t)
+    Console().print("[dim]* estimate: no public list price[/]")
+
+
+def print_models() -> None:
+    t = Table(title="Models")
+    for col in ("id", "params", "active", "layers", "hidden", "heads / KV", "context", "features"):
+        t.add_column(col, justify="left" if col in ("id", "features") else "right")
+    for mid in model_ids():
+        m = load_model_spec(mid)
+        feats = [f for f, on in (("GQA", 1 < m.num_kv_heads < m.num_heads), ("MQA", m.num_kv_heads == 1),
+                                 ("MoE", m.moe is not None), ("MLA", m.mla is not None),
+                                 (f"SWA {m.sliding_window}", m.sliding_window)) if on]
+        t.add_row(m.id, f"{param_count(m) / 1e9:,.2f}B", f"{active_param_count(m) / 1e9:,.2f}B", str(m.num_layers),
+                  str(m.hidden_size), f"{m.num_heads} / {m.num_kv_heads}", f"{m.max_context or '-'}", ", ".join(feats))
+    Console().print(t)

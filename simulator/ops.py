@@ -1,0 +1,121 @@
+"""Operator model: a model, a phase and a layout expand to ops with FLOPs and bytes per device.
+
+Quantities are per device (one TP rank) and per op instance; `count` instances run one after
+another on the critical path of one step (all pipeline stages are traversed). FLOPs count a
+multiply-add as 2. Quantised weights and KV change bytes, not FLOPs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .attention_cost import attention_ops
+from .layers import Linear, all_linears
+from .modelspec import ModelSpec
+from .phases import Decode, Layout, Phase, Prefill
+from .precision import Precision
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    name: str
+    kind: str  # gemm | attention | memory | elementwise | collective | p2p
+    count: int  # instances per step
+    flops: Any = 0.0  # per instance; an array over steps where it varies (decode attention)
+    bytes: Any = 0.0  # device-memory bytes per instance
+    dtype: str = "bf16"  # dtype of the FLOPs (GEMM compute dtype, attention dtype)
+    shape: tuple[int, int, int] = (0, 0, 0)  # GEMM (M, N, K) on one device
+    comm_bytes: float = 0.0  # payload of a collective / p2p transfer
+    group: int = 1  # devices in the collective
+    collective: str = ""  # all_reduce | all_gather | send_recv
+
+
+def local_shape(lin: Linear, tp: int) -> tuple[int, int]:
+    """(in, out) features of one TP rank's slice."""
+    if lin.split == "col":
+        return lin.in_features, -(-lin.out_features // tp)
+    if lin.split == "row":
+        return -(-lin.in_features // tp), lin.out_features
+    return lin.in_features, lin.out_features
+
+
+def gemm(name: str, m: int, k: int, n: int, count: int, prec: Precision, weight_copies: float = 1.0) -> Op:
+    """C[m,n] = A[m,k] @ W[k,n]: reads W (weight dtype) and A, writes C (activation dtype)."""
+    a = prec.act_bytes
+    nbytes = weight_copies * k * n * prec.weight_bytes + (m * k + m * n) * a
+    return Op(name, "gemm", count, 2.0 * m * n * k, nbytes, prec.compute, (m, n, k))
+
+
+def _linear_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> list[Op]:
+    T, ops = phase.tokens, []
+    moe = model.moe
+    for lin in all_linears(model):
+        k, n = local_shape(lin, layout.tp)
+        if lin.name == "embedding":
+            continue
+        if lin.name == "lm_head":
+            ops.append(gemm("lm_head", phase.sequences, k, n, 1, prec))
+        elif lin.name.startswith("expert_"):
+            routed = T * moe.experts_per_token  # token-expert pairs
+            # experts touched by T tokens under uniform top-k routing: E (1 - (1 - k/E)^T)
+            touched = moe.num_experts * (1.0 - (1.0 - moe.experts_per_token / moe.num_experts) ** T)
+            m_avg = max(1, round(routed / touched))
+            op = gemm(lin.name, routed, k, n, lin.layers, prec, weight_copies=touched)
+            ops.append(Op(op.name, op.kind, op.count, op.flops, op.bytes, op.dtype, (m_avg, n, k)))
+        elif lin.name == "kv_b_proj" and isinstance(phase, Prefill):
+            # prefill decompresses the latent of every key it attends to (DeepSeek-V2 sec. 2.1.2)
+            m = int((phase.chunk_lens + phase.prior_lens).sum())
+            ops.append(gemm(lin.name, m, k, n, lin.layers, prec))
+        else:
+            ops.append(gemm(lin.name, T, k, n, lin.layers, prec))
+    return ops
+
+
+def _elementwise_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> list[Op]:
+    """Norms, residual adds and the MLP activation: memory-bound, ~4 FLOP per element."""
+    T, d, a, L = phase.tokens, model.hidden_size, prec.act_bytes, model.num_layers
+
+    def ew(name: str, elems_in: float, elems_out: float, count: int) -> Op:
+        return Op(name, "elementwise", count, 4.0 * elems_out, (elems_in + elems_out) * a, prec.attention_dtype)
+
+    norms = 1 if model.parallel_block else 2
+    ops = [
+        ew("embedding_lookup", T * d, T * d, 1),
+        ew("norm", T * d, T * d, norms * L),
+        ew("residual_add", 2 * T * d * (1.5 if model.parallel_block else 1), T * d, norms * L),
+        ew("final_norm", T * d, T * d, 1),
+    ]
+    for lin in all_linears(model):
+        if lin.name.endswith(("down_proj",)) and lin.layers:
+            ff = -(-lin.in_features // layout.tp)
+            rows = T * model.moe.experts_per_token if lin.name.startswith("expert_") else T
+            gated = model.mlp == "gated"
+            ops.append(ew(lin.name.replace("down_proj", "act"), (2 if gated else 1) * rows * ff, rows * ff, lin.layers))
+    return ops
+
+
+def _comm_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> list[Op]:
+    T, d, a, tp = phase.tokens, model.hidden_size, prec.act_bytes, layout.tp
+    ops = []
+    if tp > 1:
+        per_layer = 1 if model.parallel_block else 2  # after attention and after the MLP (Megatron-LM)
+        ops.append(Op("tp_all_reduce", "collective", per_layer * model.num_layers, comm_bytes=T * d * a,
+                      group=tp, collective="all_reduce"))
+        ops.append(Op("logits_all_gather", "collective", 1, comm_bytes=phase.sequences * model.vocab_size * a,
+                      group=tp, collective="all_gather"))
+    if layout.pp > 1:
+        ops.append(Op("pp_send_recv", "p2p", layout.pp - 1, comm_bytes=T * d * a, group=2, collective="send_recv"))
+    return ops
+
+
+def build_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision, query_tile: int = 128) -> list[Op]:
+    """All ops of one step (prefill chunk or decode step) on one device, whole pipeline traversed."""
+    return (
+        _linear_ops(model, phase, layout, prec)
+        + attention_ops(model, phase, layout, prec, query_tile)
+        + _elementwise_ops(model, phase, layout, prec)
+        + _comm_ops(model, phase, layout, prec)
+    )

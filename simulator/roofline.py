@@ -1,0 +1,98 @@
+"""Roofline: time of an op = max(FLOPs / achieved FLOP/s, bytes / achieved bytes/s) + overhead
+(Williams, Waterman & Patterson 2009). Achieved rates = peak x efficiency from the calibration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .calibration import Calibration, evaluate
+from .collectives import collective_time
+from .hwspec import HardwareSpec
+from .ops import Op
+
+HALF = ("bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Device:
+    """A hardware spec with its calibration: everything the roofline needs."""
+
+    spec: HardwareSpec
+    cal: Calibration
+
+    @property
+    def calibrated(self) -> bool:
+        return self.cal.calibrated
+
+    def peak(self, dtype: str) -> float:
+        peaks = self.spec.engine.peak
+        if dtype in peaks:
+            return peaks[dtype]
+        for alt in (HALF if dtype in HALF else ()) + ("bf16", "fp16", "fp32", "int8"):
+            if alt in peaks:
+                return peaks[alt]
+        return max(peaks.values())
+
+    def gemm_efficiency(self, dtype: str, m: int, n: int, flops):
+        """Calibrated curve for the dtype, else the measured max-achievable-matmul fraction of the
+        device, else the fallback; times wave quantisation (tiles over compute units)."""
+        g = self.cal.gemm
+        if dtype in g.efficiency:
+            base = evaluate(g.efficiency[dtype], flops)
+        else:
+            base = self._measured_fraction(dtype) or g.fallback
+        return base * wave_efficiency(m, n, g.tile_m, g.tile_n, self.spec.engine.compute_units)
+
+    def _measured_fraction(self, dtype: str) -> float | None:
+        eng = self.spec.engine
+        for d in (dtype,) + (HALF if dtype in HALF else ()):
+            if d in eng.measured_matmul and d in eng.peak:
+                return eng.measured_matmul[d] / eng.peak[d]
+        return None
+
+    @property
+    def mem_bandwidth(self) -> float:
+        return self.spec.memory.device.bandwidth
+
+
+def wave_efficiency(m: int, n: int, tile_m: int, tile_n: int, units: int | None) -> float:
+    """Fraction of compute units busy over the waves of output tiles. Below one full wave a
+    library splits K to fill the machine, so only tile counts above one wave are penalised."""
+    if not units or m <= 0 or n <= 0:
+        return 1.0
+    tiles = -(-m // tile_m) * -(-n // tile_n)
+    if tiles <= units:
+        return 1.0
+    waves = -(-tiles // units)
+    return tiles / (waves * units)
+
+
+def op_time(op: Op, dev: Device):
+    """Seconds for `count` instances of the op (an array where the op varies over steps)."""
+    cal = dev.cal
+    if op.kind in ("collective", "p2p"):
+        return op.count * collective_time(op, dev.spec, cal.collective)
+    if op.kind == "gemm":
+        m, n, _ = op.shape
+        compute = op.flops / (dev.peak(op.dtype) * dev.gemm_efficiency(op.dtype, m, n, op.flops))
+        memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
+        overhead = cal.gemm.overhead
+    else:
+        c = cal.attention if op.kind == "attention" else cal.elementwise
+        compute = op.flops / (dev.peak(op.dtype) * evaluate(c.efficiency, op.flops))
+        memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
+        overhead = c.overhead
+    return op.count * (np.maximum(compute, memory) + overhead)
+
+
+def op_bound(op: Op, dev: Device) -> str:
+    """'compute', 'memory' or 'network' for the op's dominant limit."""
+    if op.kind in ("collective", "p2p"):
+        return "network"
+    eff = dev.gemm_efficiency(op.dtype, op.shape[0], op.shape[1], op.flops) if op.kind == "gemm" else (
+        dev.cal.attention.efficiency if op.kind == "attention" else dev.cal.elementwise.efficiency)
+    compute = np.mean(op.flops / (dev.peak(op.dtype) * evaluate(eff, op.flops)))
+    memory = np.mean(op.bytes / (dev.mem_bandwidth * evaluate(dev.cal.memory.efficiency, op.bytes)))
+    return "compute" if compute > memory else "memory"

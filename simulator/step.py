@@ -1,0 +1,58 @@
+"""The step-time model: one engine step (prefill chunk or decode step) on one device layout.
+The closed-form what-if, sweeps and the serving simulator all call `step_time`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .calibration import load_calibration
+from .catalog import load_hardware
+from .modelspec import ModelSpec
+from .ops import Op, build_ops
+from .phases import Layout, Phase
+from .precision import Precision
+from .roofline import Device, op_bound, op_time
+
+
+@lru_cache(maxsize=64)
+def device(hw: str) -> Device:
+    """A hardware spec (ID or path) with its calibration profile."""
+    spec = load_hardware(hw)
+    return Device(spec, load_calibration(spec.id))
+
+
+@dataclass(frozen=True, eq=False)
+class StepTime:
+    ops: list[Op]
+    times_s: list  # per op: seconds (array over steps where the phase has a step axis)
+    total_s: object  # float, or array over steps
+
+    def bound(self, dev: Device) -> str:
+        """Whether compute-bound or memory-bound ops take more of the step ('network' if comms do)."""
+        share: dict[str, float] = {}
+        for op, t in zip(self.ops, self.times_s):
+            b = op_bound(op, dev)
+            share[b] = share.get(b, 0.0) + float(np.mean(t))
+        return max(share, key=share.get)
+
+    def rows(self, dev: Device, phase_name: str) -> list[dict]:
+        """One row per op: tidy records for a DataFrame (means over steps where they vary)."""
+        total = float(np.mean(self.total_s))
+        return [
+            {
+                "phase": phase_name, "op": op.name, "kind": op.kind, "count": op.count,
+                "flops": float(np.mean(op.flops)) * op.count, "bytes": float(np.mean(op.bytes)) * op.count,
+                "comm_bytes": op.comm_bytes * op.count, "time_s": float(np.mean(t)),
+                "share": float(np.mean(t)) / total if total else 0.0, "bound": op_bound(op, dev),
+            }
+            for op, t in zip(self.ops, self.times_s)
+        ]
+
+
+def step_time(model: ModelSpec, dev: Device, phase: Phase, layout: Layout, prec: Precision) -> StepTime:
+    ops = build_ops(model, phase, layout, prec, dev.cal.attention.query_tile)
+    times = [op_time(op, dev) for op in ops]
+    return StepTime(ops, times, sum(times))

@@ -1,0 +1,1 @@
+"""Fitting and comparison: predictions against measured and published data."""

@@ -1,0 +1,1 @@
+"""Package data: YAML files read by simulator.catalog."""
