@@ -40,7 +40,8 @@ def load_model(path: Path, cls: type[M], data: Any = None) -> M:
 
 
 def describe_validation_error(exc: ValidationError, cls: type[BaseModel]) -> str:
-    err = exc.errors()[0]
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo shows as unknown + missing
+    err = errors[0]
     loc = [str(p) for p in err["loc"] if not _is_union_tag(p)]
     key = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rich.console import Console
 from rich.table import Table
 
+from .console import console
 from .catalog import LOCAL_ID, hardware_ids, load_hardware, load_model_spec, model_ids
 from .layers import active_param_count, param_count
 
@@ -28,8 +28,9 @@ def print_hardware() -> None:
             f"{s.power.tdp:,.0f} W" if s.power else "-",
             (f"{price:.2f}" + ("*" if s.price.estimate else "")) if price else "-",
         )
-    Console().print(t)
-    Console().print("[dim]* estimate: no public list price[/]")
+    con = console()
+    con.print(t)
+    con.print("[dim]* estimate: no public list price[/]")
 
 
 def print_models() -> None:
@@ -43,4 +44,4 @@ def print_models() -> None:
                                  (f"SWA {m.sliding_window}", m.sliding_window)) if on]
         t.add_row(m.id, f"{param_count(m) / 1e9:,.2f}B", f"{active_param_count(m) / 1e9:,.2f}B", str(m.num_layers),
                   str(m.hidden_size), f"{m.num_heads} / {m.num_kv_heads}", f"{m.max_context or '-'}", ", ".join(feats))
-    Console().print(t)
+    console().print(t)

@@ -80,9 +80,11 @@ def _positive(value: int, flag: str) -> int:
 
 def whatif(model: str = DEFAULT["model"], hw: str = DEFAULT["hw"], tp: int = 1, pp: int = 1,
            batch: int = 1, input_len: int = DEFAULT["input_len"], output_len: int = DEFAULT["output_len"],
-           dtype: str = "bf16", kv_dtype: str | None = None, compute_dtype: str | None = None) -> WhatIfResult:
+           dtype: str = "bf16", kv_dtype: str | None = None, compute_dtype: str | None = None,
+           check_memory: bool = True) -> WhatIfResult:
     """Predict TTFT, TPOT, E2E, throughput, memory and cost of `batch` requests of `input_len`
-    prompt tokens and `output_len` generated tokens. IDs or paths for `model` and `hw`."""
+    prompt tokens and `output_len` generated tokens. IDs or paths for `model` and `hw`.
+    With check_memory=False the times are computed even when the memory plan does not fit."""
     for v, flag in ((tp, "--tp"), (pp, "--pp"), (batch, "--batch"), (input_len, "--input-len"), (output_len, "--output-len")):
         _positive(v, flag)
     m = load_model_spec(model)
@@ -100,7 +102,8 @@ def whatif(model: str = DEFAULT["model"], hw: str = DEFAULT["hw"], tp: int = 1, 
         res.notes.append(f"context {input_len + output_len} exceeds {m.id}'s trained maximum of {m.max_context}")
     if not plan.fits:
         res.message = _does_not_fit(plan)
-        return res
+        if check_memory:
+            return res
     _fill_times(res, m, dev, layout, prec)
     return res
 

@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 
+from .console import console
 from .whatif import WhatIfResult
 
 GIB = 2**30
@@ -51,9 +52,7 @@ def _kv(title: str, rows: list[tuple[str, str]]):
 
 
 def _table(res: WhatIfResult, breakdown: bool) -> None:
-    from rich.console import Console
-
-    con = Console(width=None if sys.stdout.isatty() else 120)
+    con = console()
     con.print(
         f"[bold]{res.model}[/] on {res.devices}x [bold]{res.hw}[/] (TP{res.tp} PP{res.pp}), batch {res.batch}, "
         f"{res.input_len:,} in / {res.output_len:,} out; weights {res.dtype}, KV {res.kv_dtype}, GEMM {res.compute_dtype}"

@@ -1,0 +1,11 @@
+"""A rich console that stays readable when piped (120 columns instead of 80)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def console():
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120)

@@ -1,0 +1,124 @@
+"""The CLI: answers, stable JSON keys, and one-line errors with exit code 2 for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from simulator.cli import run
+
+
+def call(capsys, *argv):
+    code = run(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_default_whatif_table(capsys):
+    code, out, _ = call(capsys, "whatif")
+    assert code == 0
+    assert "llama-3.1-8b" in out and "TTFT" in out and "TPOT" in out and "$/Mtoken output" in out
+
+
+def test_json_keys_are_stable(capsys):
+    code, out, _ = call(capsys, "whatif", "--format", "json", "--batch", "2", "--input-len", "1024", "--output-len", "64")
+    d = json.loads(out)
+    for k in ("ttft_s", "tpot_s", "e2e_s", "throughput_tok_s", "weights_bytes", "kv_cache_bytes", "max_batch",
+              "bound_prefill", "bound_decode", "usd_per_mtok_output", "calibrated"):
+        assert k in d
+    assert d["batch"] == 2 and d["calibrated"] is False
+
+
+def test_breakdown_csv_has_one_row_per_op(capsys):
+    code, out, _ = call(capsys, "whatif", "--format", "csv", "--breakdown", "--input-len", "512", "--output-len", "8")
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("phase,op,kind,count")
+    assert any(line.startswith("prefill,attention,") for line in lines)
+    assert any(line.startswith("decode,attention,") for line in lines)
+
+
+def test_unknown_model_suggests_nearest(capsys):
+    code, _, err = call(capsys, "whatif", "--model", "llama3.1-8b")
+    assert_one_line_error(code, err, "--model", "llama3.1-8b", "llama-3.1-8b")
+
+
+def test_unknown_hardware_suggests_nearest(capsys):
+    code, _, err = call(capsys, "whatif", "--hw", "h200")
+    assert_one_line_error(code, err, "--hw", "h200-sxm")
+
+
+@pytest.mark.parametrize("flag", ["--input-len", "--output-len", "--batch"])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_non_positive_lengths(capsys, flag, value):
+    code, _, err = call(capsys, "whatif", flag, value)
+    assert_one_line_error(code, err, flag)
+
+
+def test_tp_that_does_not_split_the_model(capsys):
+    code, _, err = call(capsys, "whatif", "--model", "llama-2-7b", "--tp", "3")
+    assert_one_line_error(code, err, "--tp 3", "allowed TP degrees: 1, 2, 4")
+
+
+def test_unknown_dtype(capsys):
+    code, _, err = call(capsys, "whatif", "--dtype", "fp12")
+    assert_one_line_error(code, err, "--dtype", "fp8")
+
+
+def test_malformed_yaml_names_file_and_line(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: bad\nname: [unclosed\nvendor: x\n")
+    code, _, err = call(capsys, "whatif", "--hw", str(bad))
+    assert_one_line_error(code, err, "bad.yaml", "line")
+
+
+def test_unknown_key_names_its_path(capsys, tmp_path):
+    import yaml
+
+    from conftest import TOY_HW
+
+    spec = {**TOY_HW, "memory": {"device": {"capacity": "10 GB", "bandwith": "1 TB/s", "source": "hand"}}}
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, _, err = call(capsys, "whatif", "--hw", str(path))
+    assert_one_line_error(code, err, "typo.yaml", "memory.device.bandwith", "bandwidth")
+
+
+def test_unknown_model_key(capsys, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("id: m\nname: m\nhidden_size: 64\nnum_layers: 2\nnum_heads: 4\nnum_kv_heads: 4\n"
+                    "intermediate_size: 128\nvocab_size: 100\nnum_experts: 8\n")
+    code, _, err = call(capsys, "whatif", "--model", str(path), "--input-len", "16", "--output-len", "4")
+    assert_one_line_error(code, err, "m.yaml", "num_experts")
+
+
+def test_bad_flag_value_is_one_line(capsys):
+    code, _, err = call(capsys, "whatif", "--tp", "two")
+    assert_one_line_error(code, err, "--tp")
+
+
+def test_does_not_fit_message(capsys):
+    code, out, _ = call(capsys, "whatif", "--model", "llama-3.1-405b", "--input-len", "1024", "--output-len", "8")
+    assert code == 0 and "does not fit: needs" in out
+
+
+def test_list_commands(capsys):
+    code, out, _ = call(capsys, "list", "models")
+    assert code == 0 and "deepseek-v3" in out and "MLA" in out
+    code, out, _ = call(capsys, "list", "hw")
+    assert code == 0 and "h200-sxm" in out and "local" in out
+
+
+def test_console_script_exit_code_and_no_traceback():
+    p = subprocess.run([sys.executable, "-c", "from simulator.cli import main; main()", "whatif", "--model", "nope"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
