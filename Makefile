@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/infercast whatif
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,6 +3,7 @@
 Never imports torch, triton, kernels or validate.
 """
 
+from .sweep import sweep
 from .whatif import WhatIfResult, whatif
 
-__all__ = ["whatif", "WhatIfResult"]
+__all__ = ["whatif", "sweep", "WhatIfResult"]

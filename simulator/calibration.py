@@ -106,6 +106,9 @@ class Calibration(BaseModel):
     elementwise: OpCal = OpCal(efficiency=0.7)
     collective: CollectiveCal = CollectiveCal()
     memory_budget: MemoryBudget = MemoryBudget()
+    # Compute and memory time of one kernel combine as (c^p + m^p)^(1/p): p -> infinity is the
+    # pure roofline max (perfect overlap), p = 1 no overlap at all.
+    overlap_norm: float = Field(float("inf"), ge=1)
     note: str = ""
 
 

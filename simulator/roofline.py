@@ -84,7 +84,16 @@ def op_time(op: Op, dev: Device):
         compute = op.flops / (dev.peak(op.dtype) * evaluate(c.efficiency, op.flops))
         memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
         overhead = c.overhead
-    return op.count * (np.maximum(compute, memory) + overhead)
+    return op.count * (combine(compute, memory, cal.overlap_norm) + overhead)
+
+
+def combine(compute, memory, p: float):
+    """(c^p + m^p)^(1/p), which tends to max(c, m) as p grows: how much of a kernel's memory
+    traffic hides under its math. Computed relative to the larger term to stay finite."""
+    if np.isinf(p):
+        return np.maximum(compute, memory)
+    big = np.maximum(np.maximum(compute, memory), 1e-30)
+    return big * ((compute / big) ** p + (memory / big) ** p) ** (1.0 / p)
 
 
 def op_bound(op: Op, dev: Device) -> str:

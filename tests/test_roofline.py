@@ -68,3 +68,11 @@ def test_default_gemm_efficiency_uses_published_matmul_fraction(toy_hw_path, tmp
     assert not d.calibrated
     assert d.gemm_efficiency("bf16", 128, 128, 1e9) == pytest.approx(0.8)
     assert d.gemm_efficiency("fp8", 128, 128, 1e9) == pytest.approx(d.cal.gemm.fallback)
+
+
+def test_overlap_norm_between_max_and_sum():
+    from simulator.roofline import combine
+
+    assert combine(3.0, 4.0, float("inf")) == 4.0
+    assert combine(3.0, 4.0, 1.0) == pytest.approx(7.0)
+    assert combine(3.0, 4.0, 2.0) == pytest.approx(5.0)

@@ -67,3 +67,12 @@ def test_fp8_halves_weight_bytes_and_speeds_decode():
     f8 = whatif(model="llama-2-7b", hw="h100-sxm", input_len=512, output_len=128, dtype="fp8")
     assert f8.compute_dtype == "fp8" and f8.kv_dtype == "fp8"
     assert f8.tpot_s < 0.7 * b16.tpot_s
+
+
+def test_sweep_is_the_product_of_the_grid():
+    from simulator import sweep
+
+    df = sweep(input_len=[1024, 4096, 16384], batch=[1, 2], output_len=32)
+    assert len(df) == 6 and set(df["input_len"]) == {1024, 4096, 16384}
+    row = df[(df.input_len == 4096) & (df.batch == 2)].iloc[0]
+    assert row.ttft_s == whatif(input_len=4096, batch=2, output_len=32).ttft_s

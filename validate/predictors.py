@@ -1,0 +1,65 @@
+"""One predictor per group of published points: each turns a CSV row into infercast's prediction
+with the shipped specs and profiles only (nothing is fitted to the rows)."""
+
+from __future__ import annotations
+
+import re
+
+from simulator.collectives import collective_time
+from simulator.ops import Op
+from simulator.precision import Precision
+from simulator.roofline import op_time
+from simulator.step import device
+from simulator.whatif import whatif
+
+HW = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "l40s": "l40s", "a100_80g_sxm": "a100-80gb-sxm",
+      "a100_80g_pcie": "a100-80gb-pcie", "b200": "b200", "mi300x": "mi300x", "mi325x": "mi325x",
+      "gaudi2": "gaudi2", "gaudi3": "gaudi3"}
+MODELS = {"GPT-J-6B": "gpt-j-6b", "Llama-2-7B": "llama-2-7b", "Llama-2-70B": "llama-2-70b"}
+DTYPE = {"FP8": "fp8", "FP16": "fp16", "BF16": "bf16"}
+
+
+def trtllm(row: dict) -> tuple[float, str, bool] | None:
+    """TensorRT-LLM static batch: batch-1 first-token latency (ms) or output tokens/s (per GPU where
+    the table says so; the A100 TP>1 rows, whose scope the source leaves ambiguous, are read as per
+    GPU like the H100 table of the same document). Memory fit is reported, not enforced."""
+    devices, dtype = int(row["num_devices"]), DTYPE[row["weight_precision"]]
+    r = whatif(model=MODELS[row["model"]], hw=HW[row["hw_id"]], tp=devices, batch=int(row["batch_or_concurrency"]),
+               input_len=int(row["input_len"]), output_len=int(row["output_len"]), dtype=dtype, kv_dtype=dtype,
+               check_memory=False)
+    config = f"{r.hw} TP{devices} {r.model} {dtype} b{r.batch} {r.input_len}/{r.output_len}"
+    if row["metric"] == "ttft":
+        return r.ttft_s * 1e3, config, r.fits
+    per_gpu = row["scope"].startswith(("per GPU", "AMBIGUOUS"))
+    return r.throughput_tok_s / (devices if per_gpu else 1), config, r.fits
+
+
+GEMM = re.compile(r"GEMM \[(\d+)x(\d+)\]x\[(\d+)x(\d+)\]")
+
+
+def kernel_gemm(row: dict) -> tuple[float, str, bool] | None:
+    """An isolated fp16 GEMM [M x K] x [K x N] timed in ms. The max-achievable-matmul rows are
+    inputs of the model (hwspecs measured_matmul), so they are not predicted."""
+    m = GEMM.search(row["metric"])
+    if not m:
+        return None
+    M, K, _, N = map(int, m.groups())
+    dev = device(HW[row["hw_id"]])
+    prec = Precision("fp16", "fp16", "fp16")
+    a = prec.act_bytes
+    op = Op("gemm", "gemm", 1, 2.0 * M * N * K, K * N * prec.weight_bytes + (M * K + M * N) * a, "fp16", (M, N, K))
+    return float(op_time(op, dev)) * 1e3, f"{dev.spec.id} GEMM {M}x{K}x{N} fp16", True
+
+
+def interconnect(row: dict) -> tuple[float, str, bool] | None:
+    """NCCL all-reduce of a payload (bytes, from the point id) over n GPUs of one node, in ms."""
+    if row["metric"] != "all_reduce time":
+        return None
+    size = int(row["point_id"].rsplit("_", 1)[1])
+    n = int(row["num_devices"])
+    dev = device(HW[row["hw_id"]])
+    op = Op("all_reduce", "collective", 1, comm_bytes=size, group=n, collective="all_reduce")
+    return collective_time(op, dev.spec, dev.cal.collective) * 1e3, f"{dev.spec.id} all-reduce {size:,} B x{n}", True
+
+
+PREDICTORS = {"trtllm_v0.6.1_static": trtllm, "kernel_gemm": kernel_gemm, "interconnect": interconnect}
