@@ -12,9 +12,9 @@ from pathlib import Path
 
 CASES = [
     dict(),  # the default: llama-3.1-8b, 32K in, 512 out, h200-sxm
-    dict(model="llama-3.1-70b", hw="h100-sxm", tp=4, batch=8, input_len=131072, output_len=1024),
+    dict(model="llama-3.1-70b", hw="h100-sxm", tp=4, batch=2, input_len=131072, output_len=1024),
     dict(model="deepseek-v3", hw="h200-sxm", tp=8, dtype="fp8", batch=32, input_len=16384, output_len=4096),
-    dict(model="mixtral-8x7b", hw="mi300x", batch=64, input_len=4096, output_len=8192),
+    dict(model="mixtral-8x7b", hw="mi300x", batch=16, input_len=4096, output_len=8192),
 ]
 
 
@@ -22,7 +22,7 @@ def in_process(repeats: int = 50) -> None:
     from simulator import whatif
 
     for case in CASES:
-        whatif(**case)  # first call loads and caches the spec files
+        assert whatif(**case).fits, case  # first call loads and caches the spec files
         times = []
         for _ in range(repeats):
             t = time.perf_counter()

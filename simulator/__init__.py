@@ -4,6 +4,6 @@ Never imports torch, triton, kernels or validate.
 """
 
 from .sweep import sweep
-from .whatif import WhatIfResult, whatif
+from .closed_form import WhatIfResult, whatif
 
 __all__ = ["whatif", "sweep", "WhatIfResult"]

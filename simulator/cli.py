@@ -11,7 +11,7 @@ import typer
 from typer.exceptions import Abort, Exit, TyperException
 
 from .errors import InfercastError
-from .whatif import DEFAULT
+from .closed_form import DEFAULT
 
 app = typer.Typer(add_completion=False, help="infercast: LLM inference performance and cost, long context first.")
 list_app = typer.Typer(add_completion=False, help="Show what ships: hardware and models.")
@@ -40,7 +40,7 @@ def whatif(
     format: Format = typer.Option(Format.table, "--format", help="table, json or csv."),
 ) -> None:
     """Predict TTFT, TPOT, E2E, throughput, memory and $/Mtoken for one configuration."""
-    from .whatif import whatif as run
+    from .closed_form import whatif as run
     from .whatif_output import emit
 
     res = run(model=model, hw=hw, tp=tp, pp=pp, batch=batch, input_len=input_len, output_len=output_len,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from .errors import InfercastError
-from .whatif import whatif
+from .closed_form import whatif
 
 
 def sweep(**grid):

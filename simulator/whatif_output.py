@@ -7,7 +7,7 @@ import json
 import sys
 
 from .console import console
-from .whatif import WhatIfResult
+from .closed_form import WhatIfResult
 
 GIB = 2**30
 SUMMARY_KEYS = [

@@ -5,7 +5,7 @@ import sys
 
 
 def test_simulator_imports_no_kernel_stack():
-    code = ("import sys, simulator, simulator.cli, simulator.whatif; "
+    code = ("import sys, simulator, simulator.cli, simulator.closed_form; "
             "print(' '.join(m for m in ('torch', 'triton', 'kernels', 'validate') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""

@@ -1,5 +1,5 @@
 from simulator.catalog import load_hardware
-from simulator.whatif import whatif
+from simulator.closed_form import whatif
 
 
 def test_local_device_is_detected():

@@ -8,7 +8,7 @@ from simulator.memory import memory_plan, weights_bytes
 from simulator.phases import Layout
 from simulator.precision import Precision
 from simulator.step import device
-from simulator.whatif import whatif
+from simulator.closed_form import whatif
 
 BF16 = Precision("bf16", "bf16", "bf16")
 

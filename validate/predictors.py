@@ -10,7 +10,7 @@ from simulator.ops import Op
 from simulator.precision import Precision
 from simulator.roofline import op_time
 from simulator.step import device
-from simulator.whatif import whatif
+from simulator.closed_form import whatif
 
 HW = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "l40s": "l40s", "a100_80g_sxm": "a100-80gb-sxm",
       "a100_80g_pcie": "a100-80gb-pcie", "b200": "b200", "mi300x": "mi300x", "mi325x": "mi325x",
