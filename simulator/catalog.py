@@ -46,6 +46,19 @@ def _looks_like_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml", ".json")) or "/" in ref
 
 
+def _load_shipped(ref: str, cls, package: str, noun: str, listing: str, flag: str, known: list[str]):
+    """A YAML file by path, or a shipped one by ID (whose `id` key must match its file name)."""
+    if _looks_like_path(ref):
+        return load_model(Path(ref), cls)
+    path = data_dir(package) / f"{ref}.yaml"
+    if not path.exists():
+        raise unknown_id_error(noun, listing, flag, ref, known)
+    spec = load_model(path, cls)
+    if spec.id != ref:
+        raise InfercastError(f"{path}: key 'id' is '{spec.id}', must match the file name '{ref}'")
+    return spec
+
+
 @lru_cache(maxsize=64)
 def load_hardware(ref: str, flag: str = "--hw") -> HardwareSpec:
     """A hardware spec by ID (`h100-sxm`, `local`) or by path to a YAML file."""
@@ -53,15 +66,7 @@ def load_hardware(ref: str, flag: str = "--hw") -> HardwareSpec:
         from .local_device import detect_local
 
         return detect_local()
-    if _looks_like_path(ref):
-        return load_model(Path(ref), HardwareSpec)
-    path = data_dir("hwspecs") / f"{ref}.yaml"
-    if not path.exists():
-        raise unknown_id_error("hardware", "hw", flag, ref, hardware_ids())
-    spec = load_model(path, HardwareSpec)
-    if spec.id != ref:
-        raise InfercastError(f"{path}: key 'id' is '{spec.id}', must match the file name '{ref}'")
-    return spec
+    return _load_shipped(ref, HardwareSpec, "hwspecs", "hardware", "hw", flag, hardware_ids())
 
 
 @lru_cache(maxsize=64)
@@ -69,12 +74,4 @@ def load_model_spec(ref: str, flag: str = "--model") -> ModelSpec:
     """A model by ID (`llama-3.1-8b`), by path to a YAML file, or to a HuggingFace config.json (or its folder)."""
     if ref.endswith(".json") or Path(ref).is_dir():
         return load_hf_config(Path(ref))
-    if _looks_like_path(ref):
-        return load_model(Path(ref), ModelSpec)
-    path = data_dir("workloads.models") / f"{ref}.yaml"
-    if not path.exists():
-        raise unknown_id_error("model", "models", flag, ref, model_ids())
-    spec = load_model(path, ModelSpec)
-    if spec.id != ref:
-        raise InfercastError(f"{path}: key 'id' is '{spec.id}', must match the file name '{ref}'")
-    return spec
+    return _load_shipped(ref, ModelSpec, "workloads.models", "model", "models", flag, model_ids())

@@ -7,7 +7,7 @@ multiply-add as 2. Quantised weights and KV change bytes, not FLOPs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -56,8 +56,9 @@ def _linear_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision)
         k, n = local_shape(lin, layout.tp)
         if lin.name == "embedding":
             continue
-        if lin.name == "lm_head":
-            ops.append(gemm("lm_head", phase.sequences, k, n, 1, prec))
+        if lin.name == "lm_head":  # kept 16-bit by quantisation recipes (as memory.weights_bytes assumes)
+            half = replace(prec, weights=prec.attention_dtype, compute=prec.attention_dtype)
+            ops.append(gemm("lm_head", phase.sequences, k, n, 1, half))
         elif lin.name.startswith("expert_"):
             routed = T * moe.experts_per_token  # token-expert pairs
             # experts touched by T tokens under uniform top-k routing: E (1 - (1 - k/E)^T)

@@ -117,3 +117,10 @@ def test_mla_decode_reads_latent_not_full_heads():
     latent = 10000 * (512 + 64) * 2  # each TP rank reads the whole latent cache
     q_o = 1 * 16 * (2 * 512 + 64) * 2
     assert att.bytes == latent + q_o
+
+
+def test_lm_head_stays_16_bit_under_weight_quantisation():
+    m = load_model_spec("llama-3.1-8b")
+    head = {o.name: o for o in build_ops(m, Decode.of(1, 10), Layout(), Precision("fp8", "fp8", "fp8"))}["lm_head"]
+    assert head.dtype == "bf16"
+    assert head.bytes == 4096 * 128256 * 2 + (4096 + 128256) * 2
