@@ -5,32 +5,30 @@ from __future__ import annotations
 from rich.table import Table
 
 from .console import console
-from .catalog import LOCAL_ID, hardware_ids, load_hardware, load_model_spec, model_ids
+from .catalog import hardware_ids, load_hardware, load_model_spec, model_ids
 from .layers import active_param_count, param_count
 
 
 def print_hardware() -> None:
     t = Table(title="Hardware (dense peaks)")
     for col in ("id", "name", "kind", "memory", "bandwidth", "16-bit peak", "8-bit peak", "TDP", "$/hour"):
-        t.add_column(col, justify="left" if col in ("id", "name", "kind") else "right")
+        t.add_column(col, justify="left" if col in ("id", "name", "kind") else "right", no_wrap=True,
+                     max_width=30 if col == "name" else None, overflow="ellipsis")
     for hid in hardware_ids():
-        if hid == LOCAL_ID:
-            t.add_row(LOCAL_ID, "this machine (detected)", "cpu", "", "", "", "", "", "")
-            continue
         s = load_hardware(hid)
         peak = s.engine.peak
         half = peak.get("bf16") or peak.get("fp16")
         eight = peak.get("fp8") or peak.get("int8")
         price = s.price.cloud_usd_per_hour if s.price and s.price.cloud_usd_per_hour else None
         t.add_row(
-            s.id, s.name, s.kind, f"{s.memory.device.capacity / 1e9:,.0f} GB", f"{s.memory.device.bandwidth / 1e12:.2f} TB/s",
+            s.id, s.name, s.kind, f"{s.memory.device.capacity / 2**30:,.0f} GiB", f"{s.memory.device.bandwidth / 1e12:.2f} TB/s" + ("?" if s.id == "local" else ""),
             f"{half / 1e12:,.1f} TF" if half else "-", f"{eight / 1e12:,.1f} T" if eight else "-",
             f"{s.power.tdp:,.0f} W" if s.power else "-",
             (f"{price:.2f}" + ("*" if s.price.estimate else "")) if price else "-",
         )
     con = console()
     con.print(t)
-    con.print("[dim]* estimate: no public list price[/]")
+    con.print("[dim]* estimate: no public list price.  ? local bandwidth is assumed until `hwspecs/calibration/local.yaml` exists[/]")
 
 
 def print_models() -> None:
