@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 
-def console():
+def console(width: int = 120):
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 120)
+    return Console(width=None if sys.stdout.isatty() else width)

@@ -13,7 +13,7 @@ def print_hardware() -> None:
     t = Table(title="Hardware (dense peaks)")
     for col in ("id", "name", "kind", "memory", "bandwidth", "16-bit peak", "8-bit peak", "TDP", "$/hour"):
         t.add_column(col, justify="left" if col in ("id", "name", "kind") else "right", no_wrap=True,
-                     max_width=30 if col == "name" else None, overflow="ellipsis")
+                     max_width=26 if col == "name" else None, overflow="ellipsis")
     for hid in hardware_ids():
         s = load_hardware(hid)
         peak = s.engine.peak
@@ -26,7 +26,7 @@ def print_hardware() -> None:
             f"{s.power.tdp:,.0f} W" if s.power else "-",
             (f"{price:.2f}" + ("*" if s.price.estimate else "")) if price else "-",
         )
-    con = console()
+    con = console(width=150)
     con.print(t)
     con.print("[dim]* estimate: no public list price.  ? local bandwidth is assumed until `hwspecs/calibration/local.yaml` exists[/]")
 
