@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .calibration import Calibration
 from .catalog import load_model_spec
 from .cost import cost_line
 from .decode_schedule import decode_contexts
@@ -18,6 +19,7 @@ from .errors import InfercastError
 from .memory import MemoryPlan, memory_plan
 from .phases import Decode, Layout, Prefill, check_layout
 from .precision import resolve_precision
+from .roofline import Device
 from .step import StepTime, device, step_time
 
 DEFAULT = dict(model="llama-3.1-8b", hw="h200-sxm", input_len=32768, output_len=512)
@@ -81,14 +83,15 @@ def _positive(value: int, flag: str) -> int:
 def whatif(model: str = DEFAULT["model"], hw: str = DEFAULT["hw"], tp: int = 1, pp: int = 1,
            batch: int = 1, input_len: int = DEFAULT["input_len"], output_len: int = DEFAULT["output_len"],
            dtype: str = "bf16", kv_dtype: str | None = None, compute_dtype: str | None = None,
-           check_memory: bool = True) -> WhatIfResult:
+           check_memory: bool = True, calibration: Calibration | None = None) -> WhatIfResult:
     """Predict TTFT, TPOT, E2E, throughput, memory and cost of `batch` requests of `input_len`
     prompt tokens and `output_len` generated tokens. IDs or paths for `model` and `hw`.
-    With check_memory=False the times are computed even when the memory plan does not fit."""
+    With check_memory=False the times are computed even when the memory plan does not fit;
+    `calibration` replaces the device's profile (e.g. to ask what ideal efficiencies would give)."""
     for v, flag in ((tp, "--tp"), (pp, "--pp"), (batch, "--batch"), (input_len, "--input-len"), (output_len, "--output-len")):
         _positive(v, flag)
     m = load_model_spec(model)
-    dev = device(hw)
+    dev = device(hw) if calibration is None else Device(device(hw).spec, calibration)
     layout = Layout(tp, pp)
     check_layout(m, layout)
     prec = resolve_precision(dev.spec, dtype, kv_dtype, compute_dtype)
