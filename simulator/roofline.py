@@ -69,22 +69,33 @@ def wave_efficiency(m: int, n: int, tile_m: int, tile_n: int, units: int | None)
     return tiles / (waves * units)
 
 
-def op_time(op: Op, dev: Device):
-    """Seconds for `count` instances of the op (an array where the op varies over steps)."""
+def _terms(op: Op, dev: Device):
+    """(compute seconds, memory seconds, fixed overhead) of one instance of a non-network op."""
     cal = dev.cal
-    if op.kind in ("collective", "p2p"):
-        return op.count * collective_time(op, dev.spec, cal.collective)
     if op.kind == "gemm":
-        m, n, _ = op.shape
-        compute = op.flops / (dev.peak(op.dtype) * dev.gemm_efficiency(op.dtype, m, n, op.flops))
-        memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
-        overhead = cal.gemm.overhead
+        eff, overhead = dev.gemm_efficiency(op.dtype, op.shape[0], op.shape[1], op.flops), cal.gemm.overhead
     else:
         c = cal.attention if op.kind == "attention" else cal.elementwise
-        compute = op.flops / (dev.peak(op.dtype) * evaluate(c.efficiency, op.flops))
-        memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
-        overhead = c.overhead
-    return op.count * (combine(compute, memory, cal.overlap_norm) + overhead)
+        eff, overhead = evaluate(c.efficiency, op.flops), c.overhead
+    compute = op.flops / (dev.peak(op.dtype) * eff)
+    memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
+    return compute, memory, overhead
+
+
+def op_time(op: Op, dev: Device):
+    """Seconds for `count` instances of the op (an array where the op varies over steps)."""
+    if op.kind in ("collective", "p2p"):
+        return op.count * collective_time(op, dev.spec, dev.cal.collective)
+    compute, memory, overhead = _terms(op, dev)
+    return op.count * (combine(compute, memory, dev.cal.overlap_norm) + overhead)
+
+
+def op_bound(op: Op, dev: Device) -> str:
+    """'compute', 'memory' or 'network' for the op's dominant limit."""
+    if op.kind in ("collective", "p2p"):
+        return "network"
+    compute, memory, _ = _terms(op, dev)
+    return "compute" if np.mean(compute) > np.mean(memory) else "memory"
 
 
 def combine(compute, memory, p: float):
@@ -94,14 +105,3 @@ def combine(compute, memory, p: float):
         return np.maximum(compute, memory)
     big = np.maximum(np.maximum(compute, memory), 1e-30)
     return big * ((compute / big) ** p + (memory / big) ** p) ** (1.0 / p)
-
-
-def op_bound(op: Op, dev: Device) -> str:
-    """'compute', 'memory' or 'network' for the op's dominant limit."""
-    if op.kind in ("collective", "p2p"):
-        return "network"
-    eff = dev.gemm_efficiency(op.dtype, op.shape[0], op.shape[1], op.flops) if op.kind == "gemm" else (
-        dev.cal.attention.efficiency if op.kind == "attention" else dev.cal.elementwise.efficiency)
-    compute = np.mean(op.flops / (dev.peak(op.dtype) * evaluate(eff, op.flops)))
-    memory = np.mean(op.bytes / (dev.mem_bandwidth * evaluate(dev.cal.memory.efficiency, op.bytes)))
-    return "compute" if compute > memory else "memory"

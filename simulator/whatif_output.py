@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import fields
 import json
 import sys
 
@@ -10,13 +11,7 @@ from .console import console
 from .closed_form import WhatIfResult
 
 GIB = 2**30
-SUMMARY_KEYS = [
-    "model", "hw", "tp", "pp", "devices", "batch", "input_len", "output_len", "dtype", "kv_dtype",
-    "compute_dtype", "fits", "ttft_s", "tpot_s", "e2e_s", "throughput_tok_s", "prefill_tok_s",
-    "weights_bytes", "kv_cache_bytes", "activation_bytes", "memory_capacity_bytes", "max_batch",
-    "bound_prefill", "bound_decode", "usd_per_hour", "usd_per_mtok_input", "usd_per_mtok_output",
-    "usd_per_mtok_blended", "price_is_estimate", "calibrated",
-]
+SUMMARY_KEYS = [f.name for f in fields(WhatIfResult) if f.name not in ("notes", "breakdown")]
 OP_KEYS = ["phase", "op", "kind", "count", "flops", "bytes", "comm_bytes", "time_s", "share", "bound"]
 
 
