@@ -1,8 +1,8 @@
 """Attention cost: prefill as a tiled FlashAttention kernel, decode as a read of the KV cache.
 
 Prefill (Dao et al. 2022, arXiv:2205.14135; FA-2 arXiv:2307.08691): each tile of `query_tile`
-queries streams the keys it can see from HBM once; the causal mask skips tiles above the
-diagonal. A KV head's tile is shared by its GQA group (grouped heads packed in one block, as
+queries streams the keys it can see from HBM once (step.py widens the tile to a wave of thread
+blocks sharing K/V through L2); the causal mask skips tiles above the diagonal. A KV head's tile is shared by its GQA group (grouped heads packed in one block, as
 FlashInfer and FA-3 do). Decode: every cached key and value of the batch is read once per layer.
 Sliding windows (Mistral, arXiv:2310.06825) cap the keys each query sees; MLA (DeepSeek-V2,
 arXiv:2405.04434) caches a latent of kv_lora_rank + rope dims that decode reads directly

@@ -53,6 +53,10 @@ class StepTime:
 
 
 def step_time(model: ModelSpec, dev: Device, phase: Phase, layout: Layout, prec: Precision) -> StepTime:
-    ops = build_ops(model, phase, layout, prec, dev.cal.attention.query_tile)
+    # Thread blocks on consecutive query tiles of one head run concurrently (FlashAttention-2's grid
+    # puts the query-block index fastest) and share each K/V block through L2: HBM sees one K/V pass
+    # per wave of `compute_units` tiles, so the effective tile is query_tile x compute units.
+    tile = dev.cal.attention.query_tile * (dev.spec.engine.compute_units or 1)
+    ops = build_ops(model, phase, layout, prec, tile)
     times = [op_time(op, dev) for op in ops]
     return StepTime(ops, times, sum(times))

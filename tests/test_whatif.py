@@ -76,3 +76,11 @@ def test_sweep_is_the_product_of_the_grid():
     assert len(df) == 6 and set(df["input_len"]) == {1024, 4096, 16384}
     row = df[(df.input_len == 4096) & (df.batch == 2)].iloc[0]
     assert row.ttft_s == whatif(input_len=4096, batch=2, output_len=32).ttft_s
+
+
+@pytest.mark.parametrize("model", ["llama-2-7b", "deepseek-v3"])  # MHA and MLA: no GQA sharing of K/V
+def test_long_prefill_attention_is_compute_bound(model):
+    r = whatif(model=model, hw="h100-sxm", tp=8 if model == "deepseek-v3" else 1, input_len=32768, output_len=2,
+               dtype="fp8", check_memory=False)
+    att = [row for row in r.breakdown if row["phase"] == "prefill" and row["op"] == "attention"][0]
+    assert att["bound"] == "compute"  # FlashAttention at long sequence runs at its math rate
