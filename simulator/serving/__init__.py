@@ -1,0 +1,1 @@
+"""Discrete-event serving simulator: arrivals, iteration-level batching, KV paging, routing."""
