@@ -1,0 +1,88 @@
+"""Run a serving simulation: requests through routed replicas, with per-request and per-step records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog import load_model_spec
+from ..errors import InfercastError
+from ..memory import activation_bytes, kv_bytes_per_token, weights_bytes
+from ..phases import Layout, check_layout
+from ..precision import resolve_precision
+from ..step import device
+from .events import EventLoop, check_bounds
+from .kv_blocks import BlockManager
+from .replica import Replica
+from .step_model import StepModel
+from .traffic import Request, make_requests
+
+ROUTERS = {
+    "round_robin": lambda replicas, req, n: replicas[n % len(replicas)],
+    "least_outstanding": lambda replicas, req, n: min(replicas, key=lambda r: (r.outstanding_tokens(), r.idx)),
+}
+
+
+@dataclass
+class SimConfig:
+    model: str = "llama-3.1-8b"
+    hw: str = "h100-sxm"
+    tp: int = 1
+    replicas: int = 1
+    dtype: str = "bf16"
+    kv_dtype: str | None = None
+    max_batch: int = 256
+    max_batched_tokens: int = 8192
+    block_size: int = 16
+    router: str = "least_outstanding"
+    max_time_s: float = 1e7
+    max_events: int = 50_000_000
+
+
+def kv_blocks(cfg: SimConfig, m, dev, layout, prec) -> int:
+    """KV blocks on one replica: usable memory less weights and one step's activations."""
+    budget = dev.cal.memory_budget
+    usable = dev.spec.memory.device.capacity * budget.usable_fraction - budget.reserved
+    free = usable - weights_bytes(m, layout, prec) - activation_bytes(m, cfg.max_batched_tokens, cfg.max_batch, layout, prec)
+    per_block = kv_bytes_per_token(m, layout, prec) * cfg.block_size
+    if free < per_block:
+        raise InfercastError(f"does not fit: {m.id} on {dev.spec.id} TP{layout.tp} leaves no memory for the KV cache")
+    return int(free // per_block)
+
+
+@dataclass
+class SimResult:
+    requests: list[Request]
+    steps: list[tuple]  # (replica, start_s, duration_s, decode_rows, prefill_tokens)
+    makespan_s: float
+    stop_reason: str
+    kv_blocks_per_replica: int
+
+
+def simulate(requests: list[Request], cfg: SimConfig) -> SimResult:
+    if cfg.replicas < 1:
+        raise InfercastError(f"--replicas: must be >= 1 (got {cfg.replicas})")
+    if cfg.router not in ROUTERS:
+        raise InfercastError(f"--router: '{cfg.router}' is not one of {', '.join(ROUTERS)}")
+    check_bounds(cfg.max_time_s, cfg.max_events)
+    m, dev, layout = load_model_spec(cfg.model), device(cfg.hw), Layout(cfg.tp)
+    check_layout(m, layout)
+    prec = resolve_precision(dev.spec, cfg.dtype, cfg.kv_dtype)
+    blocks = kv_blocks(cfg, m, dev, layout, prec)
+    loop, steps_model, steps, done = EventLoop(cfg.max_time_s, cfg.max_events), StepModel(m, dev, layout, prec), [], []
+
+    def record(rep, t, dt, decodes, prefill_tokens):
+        steps.append((rep.idx, t, dt, decodes, prefill_tokens))
+
+    reps = [Replica(i, loop, steps_model, BlockManager(blocks, cfg.block_size), cfg.max_batch, cfg.max_batched_tokens,
+                    done.append, record) for i in range(cfg.replicas)]
+    route = ROUTERS[cfg.router]
+    for n, req in enumerate(requests):
+        loop.at(req.arrival_s, lambda req=req, n=n: route(reps, req, n).submit(req), priority=1)
+    reason = loop.run()
+    return SimResult(requests, steps, loop.now, reason, blocks)
+
+
+def quick(num_requests: int = 100, arrival: str = "poisson", rate: float = 1.0, input_len=1024, output_len=256,
+          seed: int = 0, cv: float = 1.0, **cfg) -> SimResult:
+    """A simulation from flags: generated requests through `SimConfig(**cfg)`."""
+    return simulate(make_requests(num_requests, arrival, rate, input_len, output_len, seed, cv), SimConfig(**cfg))
