@@ -11,6 +11,7 @@ import typer
 from typer.exceptions import Abort, Exit, TyperException
 
 from .errors import InfercastError
+from .serving.cli import simulate_command
 from .closed_form import DEFAULT
 
 app = typer.Typer(add_completion=False, help="infercast: LLM inference performance and cost, long context first.")
@@ -46,6 +47,9 @@ def whatif(
     res = run(model=model, hw=hw, tp=tp, pp=pp, batch=batch, input_len=input_len, output_len=output_len,
               dtype=dtype, kv_dtype=kv_dtype, compute_dtype=compute_dtype)
     emit(res, format.value, breakdown)
+
+
+app.command("simulate")(simulate_command)
 
 
 @list_app.command("hw")

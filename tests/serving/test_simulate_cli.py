@@ -1,0 +1,25 @@
+import json
+
+from simulator.cli import run
+
+KEYS = {"throughput_tok_s", "output_throughput_tok_s", "requests_per_s", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s",
+        "tpot_p99_s", "e2e_p50_s", "goodput_rps", "preemptions", "makespan_s"}
+
+
+def test_simulate_json_keys(capsys):
+    assert run(["simulate", "--num-requests", "50", "--rate", "5", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert KEYS <= set(d) and d["finished"] == 50
+
+
+def test_simulate_csv_has_a_row_per_request(capsys):
+    assert run(["simulate", "--num-requests", "20", "--arrival", "offline", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("rid,replica,arrival_s") and len(lines) == 21
+
+
+def test_bad_flags_are_one_line_errors(capsys):
+    for argv in (["--replicas", "0"], ["--rate", "-1"], ["--num-requests", "0"], ["--router", "random"]):
+        assert run(["simulate", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ")
