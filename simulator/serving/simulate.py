@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from ..catalog import load_model_spec
@@ -36,6 +37,7 @@ class SimConfig:
     router: str = "least_outstanding"
     max_time_s: float = 1e7
     max_events: int = 50_000_000
+    stretch: bool = True  # advance pure-decode stretches in one event (exact; off for step-by-step)
 
 
 def kv_blocks(cfg: SimConfig, m, dev, layout, prec) -> int:
@@ -52,7 +54,7 @@ def kv_blocks(cfg: SimConfig, m, dev, layout, prec) -> int:
 @dataclass
 class SimResult:
     requests: list[Request]
-    steps: list[tuple]  # (replica, start_s, duration_s, decode_rows, prefill_tokens)
+    steps: list[tuple]  # (replica, start_s, duration_s, decode_rows, prefill_tokens, n_steps)
     makespan_s: float
     stop_reason: str
     kv_blocks_per_replica: int
@@ -70,11 +72,17 @@ def simulate(requests: list[Request], cfg: SimConfig) -> SimResult:
     blocks = kv_blocks(cfg, m, dev, layout, prec)
     loop, steps_model, steps, done = EventLoop(cfg.max_time_s, cfg.max_events), StepModel(m, dev, layout, prec), [], []
 
-    def record(rep, t, dt, decodes, prefill_tokens):
-        steps.append((rep.idx, t, dt, decodes, prefill_tokens))
+    def record(rep, t, dt, decodes, prefill_tokens, n_steps):
+        steps.append((rep.idx, t, dt, decodes, prefill_tokens, n_steps))
+
+    arrivals = sorted(r.arrival_s for r in requests)
+
+    def next_arrival() -> float:
+        i = bisect.bisect_right(arrivals, loop.now)
+        return arrivals[i] if i < len(arrivals) else float("inf")
 
     reps = [Replica(i, loop, steps_model, BlockManager(blocks, cfg.block_size), cfg.max_batch, cfg.max_batched_tokens,
-                    done.append, record) for i in range(cfg.replicas)]
+                    done.append, record, next_arrival if cfg.stretch else None) for i in range(cfg.replicas)]
     route = ROUTERS[cfg.router]
     for n, req in enumerate(requests):
         loop.at(req.arrival_s, lambda req=req, n=n: route(reps, req, n).submit(req), priority=1)

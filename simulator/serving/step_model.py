@@ -49,6 +49,20 @@ class StepModel:
             t += self._sum(ops, lambda n: n == "kv_b_proj")
         return t
 
+    def decode_stretch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
+        """Seconds of each of `steps` consecutive pure-decode steps of one batch whose contexts start
+        at `contexts` and grow by one token a step (shape (steps,))."""
+        b = len(contexts)
+        grid = contexts[None, :] + np.arange(steps, dtype=np.int64)[:, None]  # (steps, B)
+        t = np.full(steps, self.by_tokens(b) + self.by_rows(b))
+        phase = Decode(grid)
+        for op in attention_ops(self.model, phase, self.layout, self.prec, self.tile):
+            t = t + op_time(op, self.dev)
+        if self.model.mla is not None:
+            t = t + sum(op_time(op, self.dev) for op in build_ops(self.model, phase, self.layout, self.prec, self.tile)
+                        if op.name == "kv_b_proj")
+        return t
+
     def time(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> float:
         """Seconds of one step: prefill `chunks` (new tokens, cached tokens before them), decodes at
         `decode_contexts` (cached tokens including the new one), `logits_rows` sequences sampled."""

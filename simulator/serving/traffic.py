@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +19,8 @@ class Request:
     first_token_s: float | None = None
     finish_s: float | None = None
     scheduled_s: float | None = None
-    token_times: list[float] = field(default_factory=list, repr=False)
+    last_token_s: float | None = None
+    itl_max_s: float = 0.0  # largest gap between consecutive tokens (mean ITL = TPOT)
     preemptions: int = 0
     replica: int = -1
     rejected: bool = False

@@ -69,3 +69,14 @@ def test_memory_pressure_preempts_and_still_finishes():
     res = quick(num_requests=64, arrival="offline", input_len=1000, output_len=6000, hw="l40s", max_batch=64)
     s = summary(res)
     assert s["finished"] == 64 and s["preemptions"] > 0
+
+
+@pytest.mark.parametrize("arrival,rate", [("poisson", 6.0), ("offline", 1.0)])
+def test_decode_stretches_are_exact(arrival, rate):
+    kw = dict(num_requests=300, arrival=arrival, rate=rate, input_len={"uniform": [200, 4000]},
+              output_len={"uniform": [10, 600]}, replicas=2, seed=5, hw="l40s")
+    a = requests_frame(quick(**kw, stretch=True))
+    b = requests_frame(quick(**kw, stretch=False))
+    for col in ("ttft_s", "e2e_s", "tpot_s", "itl_max_s"):
+        assert np.allclose(a[col], b[col], rtol=1e-9, equal_nan=True), col
+    assert (a.preemptions == b.preemptions).all()
