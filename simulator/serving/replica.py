@@ -4,7 +4,8 @@ KV cache (Orca, Yu et al. 2022; vLLM, Kwon et al. 2023; Sarathi-Serve, Agrawal e
 Each step: every running request that finished its prompt decodes one token; the remaining token
 budget goes to prompt chunks, first of requests already admitted, then of new ones (FCFS) while
 KV blocks last. When a decode cannot get a block, the latest admitted request is preempted and
-recomputed later (its prompt and generated tokens prefilled again)."""
+recomputed later (its prompt and generated tokens prefilled again). Stretches of pure decode are
+advanced in one event when nothing can change the batch in between (exactly the same result)."""
 
 from __future__ import annotations
 
@@ -13,46 +14,34 @@ from typing import Callable
 
 import numpy as np
 
+from .batch import RunningBatch
 from .events import EventLoop
-from .kv_blocks import BlockManager
+from .kv_blocks import BlockPool
 from .step_model import StepModel
 from .traffic import Request
 
 STRETCH_MAX = 4096  # most decode steps advanced in one event
 
 
-class Seq:
-    __slots__ = ("req", "target", "prefilled", "generated")
-
-    def __init__(self, req: Request):
-        self.req, self.target, self.prefilled, self.generated = req, req.input_len, 0, 0
-
-    @property
-    def in_prefill(self) -> bool:
-        return self.prefilled < self.target
-
-    @property
-    def context(self) -> int:  # tokens cached once this step's token is in
-        return self.req.input_len + self.generated
-
-
 class Replica:
-    def __init__(self, idx: int, loop: EventLoop, steps: StepModel, blocks: BlockManager, max_batch: int,
+    def __init__(self, idx: int, loop: EventLoop, steps: StepModel, blocks: BlockPool, max_batch: int,
                  max_batched_tokens: int, on_done: Callable[[Request], None], on_step: Callable | None = None,
                  next_arrival: Callable[[], float] | None = None):
         self.idx, self.loop, self.steps, self.blocks = idx, loop, steps, blocks
         self.max_batch, self.max_tokens = max_batch, max_batched_tokens
         self.on_done, self.on_step = on_done, on_step
         self.next_arrival = next_arrival  # time of the next arrival anywhere; None disables stretches
-        self.waiting: deque[Seq] = deque()
-        self.running: list[Seq] = []
+        self.waiting: deque[tuple[Request, int]] = deque()  # (request, tokens generated before preemption)
+        self.waiting_tokens = 0
+        self.run = RunningBatch()
         self.busy = False
         self._stretch_ends: tuple[int, np.ndarray] | None = None  # (rows, step end times) in flight
 
     def outstanding_tokens(self) -> int:
         """Prompt and output tokens not yet processed (for the least-outstanding-tokens router),
         counting the steps of a decode stretch in flight that have ended by now."""
-        left = sum(s.target - s.prefilled + s.req.output_len - s.generated for s in (*self.running, *self.waiting))
+        b = self.run
+        left = int((b.target - b.prefilled).sum() + (b.output_len - b.generated).sum()) + self.waiting_tokens
         if self._stretch_ends is not None:
             rows, ends = self._stretch_ends
             left -= rows * int(np.searchsorted(ends, self.loop.now, side="right"))
@@ -60,121 +49,131 @@ class Replica:
 
     def submit(self, req: Request) -> None:
         req.replica = self.idx
-        if self.blocks.blocks_for(req.input_len + req.output_len) > self.blocks.total - self.blocks.reserve:
+        if not self.blocks.fits_ever(req.input_len + req.output_len):
             req.rejected = True  # longer than this replica's whole KV cache: it could never finish
             self.on_done(req)
             return
-        self.waiting.append(Seq(req))
+        self._enqueue(req, 0, front=False)
         if not self.busy:
             self._step()
 
-    def _preempt_latest(self) -> None:
-        victim = self.running.pop()
-        self.blocks.release(victim.req.rid)
-        victim.target, victim.prefilled = victim.req.input_len + victim.generated, 0
-        victim.req.preemptions += 1
-        self.waiting.appendleft(victim)
+    def _enqueue(self, req: Request, generated: int, front: bool) -> None:
+        (self.waiting.appendleft if front else self.waiting.append)((req, generated))
+        self.waiting_tokens += req.input_len + req.output_len
 
-    def _plan(self):
-        decodes = [s for s in self.running if not s.in_prefill]
-        for s in list(decodes):
-            while s in self.running and not self.blocks.grow(s.req.rid, s.context):
-                self._preempt_latest()
-        decodes = [s for s in self.running if not s.in_prefill]
-        budget = self.max_tokens - len(decodes)
-        chunks = []
-        for s in self.running:
-            if s.in_prefill and budget > 0:
-                c = min(s.target - s.prefilled, budget)
-                chunks.append((s, c))
-                budget -= c
-        while self.waiting and budget > 0 and len(self.running) < self.max_batch:
-            s = self.waiting[0]
-            if not self.blocks.can_admit(s.target) or not self.blocks.grow(s.req.rid, s.target):
+    def _preempt_latest(self) -> None:
+        b, i = self.run, len(self.run) - 1
+        req, generated = b.save(i), int(b.generated[i])
+        self.blocks.free += int(b.held[i])
+        req.preemptions += 1
+        b.keep(np.arange(len(b)) < i)
+        self._enqueue(req, generated, front=True)
+
+    def _grow_decodes(self) -> np.ndarray:
+        """Blocks for this step's token of every decoding row; preempt the latest rows until they fit."""
+        while len(self.run):
+            b = self.run
+            need = np.where(b.decoding, np.maximum(self.blocks.blocks_for(b.context) - b.held, 0), 0)
+            total = int(need.sum())
+            if total <= self.blocks.free:
+                b.held += need
+                self.blocks.free -= total
+                return b.decoding
+            self._preempt_latest()
+        return np.zeros(0, dtype=bool)
+
+    def _admit(self, budget: int) -> None:
+        while self.waiting and budget > 0 and len(self.run) < self.max_batch:
+            req, generated = self.waiting[0]
+            target = req.input_len + generated
+            if not self.blocks.can_admit(target):
                 break
             self.waiting.popleft()
-            self.running.append(s)
-            if s.req.scheduled_s is None:
-                s.req.scheduled_s = self.loop.now
-            c = min(s.target, budget)
-            chunks.append((s, c))
-            budget -= c
-        return decodes, chunks
+            self.waiting_tokens -= req.input_len + req.output_len
+            held = int(self.blocks.blocks_for(target))
+            self.blocks.free -= held
+            self.run.add(req, target, generated, held)
+            if req.scheduled_s is None:
+                req.scheduled_s = self.loop.now
+            budget -= target
+
+    def _plan(self) -> tuple[np.ndarray, np.ndarray]:
+        """(decode mask, prefill chunk per row) of the next step."""
+        decoding = self._grow_decodes()
+        budget = self.max_tokens - int(decoding.sum())
+        rem = self.run.target - self.run.prefilled
+        if budget > 0 and (rem.sum() < budget):
+            self._admit(budget - int(rem.sum()))
+        b = self.run
+        decoding = np.concatenate([decoding, np.zeros(len(b) - len(decoding), dtype=bool)])
+        rem = b.target - b.prefilled
+        before = np.cumsum(rem) - rem
+        chunk = np.clip(budget - before, 0, rem)
+        return decoding, chunk
 
     def _step(self) -> None:
-        decodes, chunks = self._plan()
-        if not decodes and not chunks:
+        decoding, chunk = self._plan()
+        n_dec, b = int(decoding.sum()), self.run
+        if n_dec == 0 and not chunk.any():
             self.busy = False
             return
         self.busy = True
-        if not chunks and self.next_arrival is not None and self._stretch(decodes):
+        if not chunk.any() and self.next_arrival is not None and self._stretch(n_dec):
             return
-        finishing = sum(1 for s, c in chunks if s.prefilled + c == s.target)
-        ctx = np.fromiter((s.context for s in decodes), dtype=np.int64, count=len(decodes))
-        dt = self.steps.time([(c, s.prefilled) for s, c in chunks], ctx, len(decodes) + finishing)
+        rows = np.nonzero(chunk)[0]
+        finishing = int((b.prefilled[rows] + chunk[rows] == b.target[rows]).sum())
+        dt = self.steps.time(list(zip(chunk[rows].tolist(), b.prefilled[rows].tolist())), b.context[decoding],
+                             n_dec + finishing)
         if self.on_step is not None:
-            self.on_step(self, self.loop.now, dt, len(decodes), sum(c for _, c in chunks), 1)
-        self.loop.after(dt, lambda: self._complete(decodes, chunks))
+            self.on_step(self, self.loop.now, dt, n_dec, int(chunk.sum()), 1)
+        self.loop.after(dt, lambda: self._complete(decoding, chunk, 1, np.array([dt])))
 
-    def _stretch(self, decodes: list[Seq]) -> bool:
-        """Advance a pure-decode batch several steps in one event when nothing can change it in
-        between: no request finishes before the last step, KV blocks suffice, and no arrival comes
-        before the last step starts (an arrival joins at the next step boundary)."""
-        k = min(min(s.req.output_len - s.generated for s in decodes), STRETCH_MAX)
-        ctx = np.fromiter((s.context for s in decodes), dtype=np.int64, count=len(decodes))
-        while k > 1 and self._extra_blocks(decodes, k) > self.blocks.free:
+    def _stretch(self, n_dec: int) -> bool:
+        """Advance the pure-decode batch k steps in one event when nothing can change it in between:
+        no request finishes before the last step, KV blocks suffice, and no arrival comes before the
+        last step starts (an arrival joins at the next step boundary)."""
+        b = self.run
+        k = min(int((b.output_len - b.generated).min()), STRETCH_MAX)
+        while k > 1 and int(np.maximum(self.blocks.blocks_for(b.context + k - 1) - b.held, 0).sum()) > self.blocks.free:
             k //= 2
         if k <= 1:
             return False
-        dt = self.steps.decode_stretch(ctx, k)
+        dt = self.steps.decode_stretch(b.context, k)
         starts = self.loop.now + np.concatenate(([0.0], np.cumsum(dt)[:-1]))
-        k = int(np.searchsorted(starts, self.next_arrival(), side="right")) or 1
+        k = int(np.searchsorted(starts, self.next_arrival(), side="right"))
         if k <= 1:
             return False
         dt = dt[:k]
-        for s in decodes:
-            self.blocks.grow(s.req.rid, s.context + k - 1)
+        need = np.maximum(self.blocks.blocks_for(b.context + k - 1) - b.held, 0)
+        b.held += need
+        self.blocks.free -= int(need.sum())
         if self.on_step is not None:
-            self.on_step(self, self.loop.now, float(dt.sum()), len(decodes), 0, k)
-        start = self.loop.now
-        self._stretch_ends = (len(decodes), start + np.cumsum(dt))
-        self.loop.after(float(dt.sum()), lambda: self._complete_stretch(decodes, dt, start))
+            self.on_step(self, self.loop.now, float(dt.sum()), n_dec, 0, k)
+        self._stretch_ends = (n_dec, self.loop.now + np.cumsum(dt))
+        self.loop.after(float(dt.sum()), lambda: self._complete(np.ones(len(b), dtype=bool), np.zeros(len(b), dtype=np.int64), k, dt))
         return True
 
-    def _extra_blocks(self, decodes: list[Seq], k: int) -> int:
-        b = self.blocks
-        return sum(max(0, b.blocks_for(s.context + k - 1) - b.held.get(s.req.rid, 0)) for s in decodes)
-
-    def _complete_stretch(self, decodes: list[Seq], dt: np.ndarray, start: float) -> None:
+    def _complete(self, decoding: np.ndarray, chunk: np.ndarray, k: int, dt: np.ndarray) -> None:
+        """A step (k = 1) or a decode stretch of k steps ended now."""
         self._stretch_ends = None
-        inner = float(dt[1:].max()) if len(dt) > 1 else 0.0
-        for s in decodes:
-            self._emit(s, len(dt), max(inner, start - s.req.last_token_s + float(dt[0])))
-        self._step()
-
-    def _emit(self, s: Seq, tokens: int = 1, itl_max: float = 0.0) -> None:
-        """`tokens` tokens of `s` came out, the last one now; `itl_max` is the largest gap among
-        them after the first (a decode stretch)."""
-        now, r = self.loop.now, s.req
-        s.generated += tokens
-        if r.first_token_s is None:
-            r.first_token_s = now
-        else:
-            first_gap = now - r.last_token_s if tokens == 1 else itl_max
-            r.itl_max_s = max(r.itl_max_s, first_gap, itl_max)
-        r.last_token_s = now
-        if s.generated >= r.output_len:
-            r.finish_s = now
-            self.running.remove(s)
-            self.blocks.release(r.rid)
-            self.on_done(r)
-
-    def _complete(self, decodes: list[Seq], chunks: list[tuple[Seq, int]]) -> None:
-        for s, c in chunks:
-            s.prefilled += c
-        for s in decodes:
-            self._emit(s)
-        for s, _ in chunks:
-            if not s.in_prefill and s in self.running:
-                self._emit(s)
+        b, now = self.run, self.loop.now
+        b.prefilled += chunk
+        emit = decoding | ((chunk > 0) & (b.prefilled >= b.target))
+        first = emit & np.isnan(b.first_s)
+        # largest gap between tokens: the gap to this stretch's first token, then the steps inside it
+        inner = float(dt[1:].max()) if k > 1 else 0.0
+        gap = now - float(dt.sum()) + float(dt[0]) - b.last_s
+        upd = emit & ~first
+        b.itl_max[upd] = np.maximum(b.itl_max[upd], np.maximum(gap[upd], inner))
+        b.first_s[first] = now
+        b.last_s[emit] = now
+        b.generated[emit] += k
+        done = emit & (b.generated >= b.output_len)
+        if done.any():
+            for i in np.nonzero(done)[0]:
+                req = b.save(int(i))
+                req.finish_s = now
+                self.blocks.free += int(b.held[i])
+                self.on_done(req)
+            b.keep(~done)
         self._step()

@@ -12,7 +12,7 @@ from ..phases import Layout, check_layout
 from ..precision import resolve_precision
 from ..step import device
 from .events import EventLoop, check_bounds
-from .kv_blocks import BlockManager
+from .kv_blocks import BlockPool
 from .replica import Replica
 from .step_model import StepModel
 from .traffic import Request, make_requests
@@ -81,7 +81,7 @@ def simulate(requests: list[Request], cfg: SimConfig) -> SimResult:
         i = bisect.bisect_right(arrivals, loop.now)
         return arrivals[i] if i < len(arrivals) else float("inf")
 
-    reps = [Replica(i, loop, steps_model, BlockManager(blocks, cfg.block_size), cfg.max_batch, cfg.max_batched_tokens,
+    reps = [Replica(i, loop, steps_model, BlockPool(blocks, cfg.block_size), cfg.max_batch, cfg.max_batched_tokens,
                     done.append, record, next_arrival if cfg.stretch else None) for i in range(cfg.replicas)]
     route = ROUTERS[cfg.router]
     for n, req in enumerate(requests):
