@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from typing import Optional
 
 import typer
 
@@ -21,42 +22,57 @@ class Format(str, Enum):
     csv = "csv"
 
 
+QUICK = dict(model="llama-3.1-8b", hw="h100-sxm", tp=1, replicas=1, max_batch=256, max_batched_tokens=8192,
+             dtype="bf16", router="least_outstanding")
+
+
 def simulate_command(
-    model: str = typer.Option("llama-3.1-8b", help="Model ID or file."),
-    hw: str = typer.Option("h100-sxm", help="Hardware ID or file."),
-    tp: int = typer.Option(1, help="Tensor-parallel degree per replica."),
-    replicas: int = typer.Option(1, help="Replicas behind the router."),
-    rate: float = typer.Option(4.0, help="Arrival rate, requests/s (not for offline)."),
-    num_requests: int = typer.Option(500, help="Requests to simulate."),
-    input_len: int = typer.Option(1024, help="Prompt tokens per request."),
-    output_len: int = typer.Option(256, help="Generated tokens per request."),
-    arrival: Arrival = typer.Option(Arrival.poisson, help="offline, poisson, gamma or constant."),
+    scenario: Optional[str] = typer.Argument(None, help="Scenario YAML file or shipped scenario ID (workloads/scenarios)."),
+    model: Optional[str] = typer.Option(None, help="Model ID or file [llama-3.1-8b]."),
+    hw: Optional[str] = typer.Option(None, help="Hardware ID or file [h100-sxm]."),
+    tp: Optional[int] = typer.Option(None, help="Tensor-parallel degree per replica [1]."),
+    replicas: Optional[int] = typer.Option(None, help="Replicas behind the router [1]."),
+    rate: float = typer.Option(4.0, help="Arrival rate, requests/s (flag runs only)."),
+    num_requests: int = typer.Option(500, help="Requests to simulate (flag runs only)."),
+    input_len: int = typer.Option(1024, help="Prompt tokens per request (flag runs only)."),
+    output_len: int = typer.Option(256, help="Generated tokens per request (flag runs only)."),
+    arrival: Arrival = typer.Option(Arrival.poisson, help="offline, poisson, gamma or constant (flag runs only)."),
     cv: float = typer.Option(2.0, help="Coefficient of variation of gamma inter-arrival gaps."),
-    max_batch: int = typer.Option(256, help="Most requests in one step."),
-    max_batched_tokens: int = typer.Option(8192, help="Most tokens (prefill chunks + decodes) in one step."),
-    dtype: str = typer.Option("bf16", help="Weight dtype."),
-    router: str = typer.Option("least_outstanding", help="round_robin or least_outstanding."),
-    seed: int = typer.Option(0, help="Random seed: same seed, same result."),
-    ttft_slo: float = typer.Option(float("inf"), help="TTFT SLO in seconds, for goodput."),
-    tpot_slo: float = typer.Option(float("inf"), help="TPOT SLO in seconds, for goodput."),
+    max_batch: Optional[int] = typer.Option(None, help="Most requests in one step [256]."),
+    max_batched_tokens: Optional[int] = typer.Option(None, help="Most tokens (prefill chunks + decodes) in one step [8192]."),
+    dtype: Optional[str] = typer.Option(None, help="Weight dtype [bf16]."),
+    router: Optional[str] = typer.Option(None, help="round_robin or least_outstanding."),
+    seed: int = typer.Option(0, help="Random seed: same seed, same result (flag runs only)."),
+    ttft_slo: Optional[float] = typer.Option(None, help="TTFT SLO in seconds, for goodput."),
+    tpot_slo: Optional[float] = typer.Option(None, help="TPOT SLO in seconds, for goodput."),
     format: Format = typer.Option(Format.table, "--format", help="table, json or csv (per-request rows)."),
 ) -> None:
-    """Simulate arrivals through continuously batched replicas; print latency percentiles and throughput."""
+    """Simulate requests through continuously batched replicas: a scenario file, or a quick run from flags."""
+    from ..errors import InfercastError
     from .metrics import requests_frame, summary
-    from .simulate import quick
+    from .scenario import load_scenario
+    from .simulate import quick, run_scenario
 
-    for v, flag in ((tp, "--tp"), (num_requests, "--num-requests"), (input_len, "--input-len"),
-                    (output_len, "--output-len"), (max_batch, "--max-batch"), (max_batched_tokens, "--max-batched-tokens")):
-        if v < 1:
-            from ..errors import InfercastError
-
+    over = dict(model=model, hw=hw, tp=tp, replicas=replicas, max_batch=max_batch,
+                max_batched_tokens=max_batched_tokens, dtype=dtype, router=router)
+    for flag, v in (("--tp", tp), ("--max-batch", max_batch), ("--max-batched-tokens", max_batched_tokens),
+                    ("--num-requests", num_requests), ("--input-len", input_len), ("--output-len", output_len)):
+        if v is not None and v < 1:
             raise InfercastError(f"{flag}: must be >= 1 (got {v})")
-    res = quick(num_requests, arrival.value, rate, input_len, output_len, seed, cv, model=model, hw=hw, tp=tp,
-                replicas=replicas, max_batch=max_batch, max_batched_tokens=max_batched_tokens, dtype=dtype, router=router)
+    if scenario is not None:
+        sc, path = load_scenario(scenario)
+        res = run_scenario(sc, path.parent, **over)
+        ttft_slo = sc.slo.ttft_s if ttft_slo is None else ttft_slo
+        tpot_slo = sc.slo.tpot_s if tpot_slo is None else tpot_slo
+        title = f"{sc.name}: {len(res.requests)} requests"
+    else:
+        cfg = {**QUICK, **{k: v for k, v in over.items() if v is not None}}
+        res = quick(num_requests, arrival.value, rate, input_len, output_len, seed, cv, **cfg)
+        title = f"{cfg['model']} on {cfg['replicas']}x {cfg['hw']} TP{cfg['tp']}, {num_requests} requests, {arrival.value}"
     if format is Format.csv:
         print(requests_frame(res).to_csv(index=False), end="")
         return
-    s = summary(res, ttft_slo, tpot_slo)
+    s = summary(res, ttft_slo if ttft_slo is not None else float("inf"), tpot_slo if tpot_slo is not None else float("inf"))
     if format is Format.json:
         print(json.dumps(s, indent=2))
         return
@@ -64,7 +80,7 @@ def simulate_command(
 
     from ..console import console
 
-    t = Table(title=f"{model} on {replicas}x {hw} TP{tp}, {num_requests} requests, {arrival.value}", show_header=False)
+    t = Table(title=title, show_header=False)
     t.add_column("metric")
     t.add_column("value", justify="right")
     for k, v in s.items():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from ..catalog import load_model_spec
 from ..errors import InfercastError
@@ -60,7 +63,18 @@ class SimResult:
     kv_blocks_per_replica: int
 
 
-def simulate(requests: list[Request], cfg: SimConfig) -> SimResult:
+@dataclass
+class ClosedLoop:
+    """`users` users each send a request, wait for the reply, think, and send the next, until
+    `total` requests were sent."""
+
+    users: int
+    think_time_s: float
+    total: int
+    sampler: object  # sources.ClassSampler
+
+
+def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | None = None) -> SimResult:
     if cfg.replicas < 1:
         raise InfercastError(f"--replicas: must be >= 1 (got {cfg.replicas})")
     if cfg.router not in ROUTERS:
@@ -70,24 +84,63 @@ def simulate(requests: list[Request], cfg: SimConfig) -> SimResult:
     check_layout(m, layout)
     prec = resolve_precision(dev.spec, cfg.dtype, cfg.kv_dtype)
     blocks = kv_blocks(cfg, m, dev, layout, prec)
-    loop, steps_model, steps, done = EventLoop(cfg.max_time_s, cfg.max_events), StepModel(m, dev, layout, prec), [], []
+    loop, steps_model, steps = EventLoop(cfg.max_time_s, cfg.max_events), StepModel(m, dev, layout, prec), []
+    requests, pending = list(requests), []  # pending: sorted times of arrivals not yet happened
+    route, counter = ROUTERS[cfg.router], [0]
+
+    def arrive(req: Request) -> None:
+        pending.pop(0)
+        route(reps, req, counter[0]).submit(req)
+        counter[0] += 1
+
+    def schedule(req: Request) -> None:
+        bisect.insort(pending, req.arrival_s)
+        loop.at(req.arrival_s, lambda: arrive(req), priority=1)
+
+    def done(req: Request) -> None:
+        if closed_loop is not None and len(requests) < closed_loop.total:
+            issue(req.user, loop.now + closed_loop.think_time_s)
+
+    def issue(user: int, t: float) -> None:
+        i, o, p, pl = closed_loop.sampler.draw(1)[0]
+        req = Request(len(requests), t, i, o, prefix_id=p, prefix_len=pl, user=user)
+        requests.append(req)
+        schedule(req)
 
     def record(rep, t, dt, decodes, prefill_tokens, n_steps):
         steps.append((rep.idx, t, dt, decodes, prefill_tokens, n_steps))
 
-    arrivals = sorted(r.arrival_s for r in requests)
-
     def next_arrival() -> float:
-        i = bisect.bisect_right(arrivals, loop.now)
-        return arrivals[i] if i < len(arrivals) else float("inf")
+        return pending[0] if pending else float("inf")
 
     reps = [Replica(i, loop, steps_model, BlockPool(blocks, cfg.block_size), cfg.max_batch, cfg.max_batched_tokens,
-                    done.append, record, next_arrival if cfg.stretch else None) for i in range(cfg.replicas)]
-    route = ROUTERS[cfg.router]
-    for n, req in enumerate(requests):
-        loop.at(req.arrival_s, lambda req=req, n=n: route(reps, req, n).submit(req), priority=1)
+                    done, record, next_arrival if cfg.stretch else None) for i in range(cfg.replicas)]
+    for req in requests:
+        schedule(req)
+    if closed_loop is not None:
+        for u in range(min(closed_loop.users, closed_loop.total)):
+            issue(u, 0.0)
     reason = loop.run()
     return SimResult(requests, steps, loop.now, reason, blocks)
+
+
+def run_scenario(sc, base_dir: Path | None = None, **overrides) -> SimResult:
+    """Simulate a Scenario (serving.scenario); keyword overrides replace deployment fields; a
+    relative trace path is read from `base_dir` (the scenario file's folder)."""
+    from .sources import ClassSampler, open_loop_requests, trace_requests
+
+    dep = sc.deployment.model_dump()
+    dep.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = SimConfig(**dep, max_time_s=sc.max_time_s)
+    if sc.trace is not None:
+        path = Path(sc.trace.path)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return simulate(trace_requests(path, sc.trace.format), cfg)
+    if sc.arrival.process == "closed_loop":
+        sampler = ClassSampler(sc.classes, np.random.default_rng(sc.seed))
+        return simulate([], cfg, ClosedLoop(sc.arrival.users, sc.arrival.think_time_s, sc.num_requests, sampler))
+    return simulate(open_loop_requests(sc), cfg)
 
 
 def quick(num_requests: int = 100, arrival: str = "poisson", rate: float = 1.0, input_len=1024, output_len=256,

@@ -15,6 +15,9 @@ class Request:
     arrival_s: float
     input_len: int
     output_len: int
+    prefix_id: int = -1  # requests with the same id share their first `prefix_len` prompt tokens
+    prefix_len: int = 0
+    user: int = -1  # closed-loop user who sent it
     # filled in by the simulation
     first_token_s: float | None = None
     finish_s: float | None = None

@@ -23,3 +23,15 @@ def test_bad_flags_are_one_line_errors(capsys):
         assert run(["simulate", *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_simulate_a_shipped_scenario_with_an_override(capsys):
+    assert run(["simulate", "azure-sample", "--replicas", "2", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["finished"] == 200 and KEYS <= set(d)
+
+
+def test_unknown_scenario_is_one_line(capsys):
+    assert run(["simulate", "no-such-scenario"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "chat" in err

@@ -1,0 +1,102 @@
+"""Scenario files (workloads/scenarios/*.yaml): traffic, request classes, SLOs and the deployment.
+
+    name: chat
+    num_requests: 2000
+    seed: 0
+    arrival: {process: poisson, rate: 8}      # gamma {rate, cv} | constant {rate} | offline
+                                              # | closed_loop {users, think_time_s}
+    classes:                                  # mixed by weight
+      - {name: chat, weight: 1, input_len: {lognormal: {mean: 1024, sigma: 0.8}}, output_len: 256}
+    trace: {path: trace.csv, format: azure}   # replaces arrival and classes (generic | azure)
+    slo: {ttft_s: 2.0, tpot_s: 0.1}
+    deployment: {model: llama-3.1-8b, hw: h100-sxm, tp: 1, replicas: 2}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, PositiveFloat, PositiveInt
+
+from ..config_io import load_model
+from ..errors import InfercastError
+from ..quantity_types import STRICT
+
+
+class Arrival(BaseModel):
+    model_config = STRICT
+    process: Literal["poisson", "gamma", "constant", "offline", "closed_loop"] = "poisson"
+    rate: PositiveFloat | None = None  # requests/s
+    cv: PositiveFloat = 1.0  # gamma: coefficient of variation of the gaps
+    users: PositiveInt | None = None  # closed loop: concurrent users
+    think_time_s: float = Field(0.0, ge=0)  # closed loop: pause between a reply and the next request
+
+
+class RequestClass(BaseModel):
+    model_config = STRICT
+    name: str
+    weight: PositiveFloat = 1.0
+    input_len: Any  # int or {uniform|lognormal|empirical: ...} (traffic.lengths)
+    output_len: Any
+    prefix_len: int = Field(0, ge=0)  # tokens of a prompt prefix shared by the class (system prompt)
+
+
+class Trace(BaseModel):
+    model_config = STRICT
+    path: str
+    format: Literal["generic", "azure"] = "generic"
+
+
+class Slo(BaseModel):
+    model_config = STRICT
+    ttft_s: PositiveFloat = float("inf")
+    tpot_s: PositiveFloat = float("inf")
+
+
+class Deployment(BaseModel):
+    model_config = STRICT
+    model: str = "llama-3.1-8b"
+    hw: str = "h100-sxm"
+    tp: PositiveInt = 1
+    replicas: PositiveInt = 1
+    dtype: str = "bf16"
+    kv_dtype: str | None = None
+    max_batch: PositiveInt = 256
+    max_batched_tokens: PositiveInt = 8192
+    block_size: PositiveInt = 16
+    router: str = "least_outstanding"
+
+
+class Scenario(BaseModel):
+    model_config = STRICT
+    name: str
+    description: str = ""
+    num_requests: PositiveInt = 1000
+    seed: int = 0
+    arrival: Arrival = Arrival()
+    classes: list[RequestClass] = Field(default_factory=list)
+    trace: Trace | None = None
+    slo: Slo = Slo()
+    deployment: Deployment = Deployment()
+    max_time_s: PositiveFloat = 1e7
+
+
+def load_scenario(ref: str) -> tuple[Scenario, Path]:
+    """A scenario by path, or by the ID of a shipped one (workloads/scenarios/<id>.yaml)."""
+    from ..catalog import data_dir
+
+    path = Path(ref)
+    if not path.suffix:
+        path = data_dir("workloads.scenarios") / f"{ref}.yaml"
+        if not path.exists():
+            known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+            raise InfercastError(f"SCENARIO: unknown scenario '{ref}' (shipped: {', '.join(known)})")
+    sc = load_model(path, Scenario)
+    if sc.trace is None and not sc.classes:
+        raise InfercastError(f"{path}: a scenario needs `classes` (request lengths) or a `trace`")
+    if sc.arrival.process in ("poisson", "gamma", "constant") and sc.trace is None and sc.arrival.rate is None:
+        raise InfercastError(f"{path}: key 'arrival.rate' is needed for '{sc.arrival.process}' arrivals")
+    if sc.arrival.process == "closed_loop" and sc.arrival.users is None:
+        raise InfercastError(f"{path}: key 'arrival.users' is needed for closed-loop arrivals")
+    return sc, path

@@ -1,0 +1,79 @@
+"""Scenario files, request classes, closed-loop users and trace replay."""
+
+import numpy as np
+import pytest
+
+from simulator.catalog import data_dir
+from simulator.errors import InfercastError
+from simulator.serving.metrics import requests_frame, summary
+from simulator.serving.scenario import load_scenario
+from simulator.serving.simulate import run_scenario
+from simulator.serving.sources import open_loop_requests, trace_requests
+
+SHIPPED = sorted(p.stem for p in data_dir("workloads.scenarios").glob("*.yaml"))
+
+
+def test_the_promised_scenarios_ship():
+    assert {"chat", "rag-long-document", "long-generation", "agentic-multiturn", "azure-sample"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_scenarios_run(name):
+    sc, path = load_scenario(name)
+    small = sc.model_copy(update={"num_requests": min(sc.num_requests, 60)})
+    res = run_scenario(small, path.parent)
+    s = summary(res)
+    assert s["finished"] + s["rejected"] == len(res.requests) > 0 and res.stop_reason == "idle"
+
+
+def test_classes_mix_by_weight():
+    sc, _ = load_scenario("agentic-multiturn")
+    sc = sc.model_copy(update={"arrival": sc.arrival.model_copy(update={"process": "poisson", "rate": 1.0}),
+                               "num_requests": 4000})
+    reqs = open_loop_requests(sc)
+    long_out = np.mean([r.output_len > 300 for r in reqs])  # only the 'plan' class (weight 0.3) exceeds 300
+    assert long_out == pytest.approx(0.3 * (1200 / 1201), abs=0.03)
+    assert all(r.prefix_len == 6000 and r.input_len > 6000 for r in reqs)
+
+
+def test_closed_loop_never_exceeds_its_users():
+    sc, path = load_scenario("agentic-multiturn")
+    sc = sc.model_copy(update={"num_requests": 120, "arrival": sc.arrival.model_copy(update={"users": 8})})
+    df = requests_frame(run_scenario(sc, path.parent))
+    assert len(df) == 120 and df.finished.all()
+    t = np.sort(np.r_[df.arrival_s, df.arrival_s + df.e2e_s])
+    mid = (t[:-1] + t[1:]) / 2
+    in_system = [((df.arrival_s <= x) & (df.arrival_s + df.e2e_s > x)).sum() for x in mid]
+    assert max(in_system) <= 8
+
+
+def test_azure_trace_replay():
+    reqs = trace_requests(data_dir("workloads.scenarios") / "azure_format_sample.csv", "azure")
+    assert len(reqs) == 200 and reqs[0].arrival_s == 0.0
+    assert all(a.arrival_s <= b.arrival_s for a, b in zip(reqs, reqs[1:]))
+
+
+def test_malformed_trace_row_names_file_and_line(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("arrival_s,input_len,output_len\n0.0,100,10\n0.5,lots,10\n")
+    with pytest.raises(InfercastError, match=r"t.csv:3: malformed trace row"):
+        trace_requests(p, "generic")
+
+
+def test_generic_jsonl_trace(tmp_path):
+    p = tmp_path / "t.jsonl"
+    p.write_text('{"arrival_s": 1.0, "input_len": 50, "output_len": 5}\n{"arrival_s": 0.5, "input_len": 60, "output_len": 6}\n')
+    reqs = trace_requests(p, "generic")
+    assert [(r.arrival_s, r.input_len) for r in reqs] == [(0.0, 60), (0.5, 50)]
+
+
+def test_scenario_errors(tmp_path):
+    with pytest.raises(InfercastError, match="unknown scenario 'nope'"):
+        load_scenario("nope")
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\narrival: {process: poisson}\nclasses: [{name: a, input_len: 10, output_len: 5}]\n")
+    with pytest.raises(InfercastError, match="arrival.rate"):
+        load_scenario(str(p))
+    p.write_text("name: s\narival: {process: poisson}\n")
+    with pytest.raises(InfercastError, match="unknown key 'arival'"):
+        load_scenario(str(p))
