@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from ..catalog import load_model_spec
 from ..errors import InfercastError
@@ -17,6 +18,7 @@ from ..step import device
 from .events import EventLoop, check_bounds
 from .kv_blocks import BlockPool
 from .replica import Replica
+from .scenario import Deployment
 from .step_model import StepModel
 from .traffic import Request, make_requests
 
@@ -26,21 +28,22 @@ ROUTERS = {
 }
 
 
-@dataclass
-class SimConfig:
-    model: str = "llama-3.1-8b"
-    hw: str = "h100-sxm"
-    tp: int = 1
-    replicas: int = 1
-    dtype: str = "bf16"
-    kv_dtype: str | None = None
-    max_batch: int = 256
-    max_batched_tokens: int = 8192
-    block_size: int = 16
-    router: str = "least_outstanding"
+class SimConfig(Deployment):
+    """A deployment plus the run's bounds."""
+
     max_time_s: float = 1e7
     max_events: int = 50_000_000
     stretch: bool = True  # advance pure-decode stretches in one event (exact; off for step-by-step)
+
+
+def make_config(**kw) -> SimConfig:
+    """A SimConfig from flags; a bad value is an InfercastError naming the flag."""
+    try:
+        return SimConfig(**kw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "config"
+        raise InfercastError(f"{flag}: {err['msg']} (got {err.get('input')!r})") from None
 
 
 def kv_blocks(cfg: SimConfig, m, dev, layout, prec) -> int:
@@ -131,7 +134,7 @@ def run_scenario(sc, base_dir: Path | None = None, **overrides) -> SimResult:
 
     dep = sc.deployment.model_dump()
     dep.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = SimConfig(**dep, max_time_s=sc.max_time_s)
+    cfg = make_config(**dep, max_time_s=sc.max_time_s)
     if sc.trace is not None:
         path = Path(sc.trace.path)
         if not path.is_absolute() and base_dir is not None:
@@ -146,4 +149,4 @@ def run_scenario(sc, base_dir: Path | None = None, **overrides) -> SimResult:
 def quick(num_requests: int = 100, arrival: str = "poisson", rate: float = 1.0, input_len=1024, output_len=256,
           seed: int = 0, cv: float = 1.0, **cfg) -> SimResult:
     """A simulation from flags: generated requests through `SimConfig(**cfg)`."""
-    return simulate(make_requests(num_requests, arrival, rate, input_len, output_len, seed, cv), SimConfig(**cfg))
+    return simulate(make_requests(num_requests, arrival, rate, input_len, output_len, seed, cv), make_config(**cfg))
