@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 
 from .attention_cost import attention_ops
 from .layers import Linear, all_linears
 from .modelspec import ModelSpec
-from .phases import Decode, Layout, Phase, Prefill
+from .phases import Layout, Phase, Prefill
 from .precision import Precision
 
 

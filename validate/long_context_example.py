@@ -39,7 +39,7 @@ def example(tp: int = 1, calibration: Calibration | None = PEAK) -> dict[str, fl
 
 
 if __name__ == "__main__":
-    rows = {f"1x A100, peak": example(1), "1x A100, defaults": example(1, None),
+    rows = {"1x A100, peak": example(1), "1x A100, defaults": example(1, None),
             "4x A100 TP4, peak": example(4), "4x A100 TP4, defaults": example(4, None)}
     keys = list(next(iter(rows.values())))
     print(f"{'':28s}" + "".join(f"{k:>26s}" for k in rows))
