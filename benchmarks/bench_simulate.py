@@ -22,7 +22,7 @@ def main(n: int = 100_000) -> None:
     wall = time.perf_counter() - t
     s = summary(res)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    steps = sum(x[5] for x in res.steps)
+    steps = sum(x[3] for x in res.steps)
     print(f"{n:,} requests, 8 replicas: wall {wall:.2f} s (target <= 10 s), simulated {res.makespan_s:,.1f} s, "
           f"{res.makespan_s / wall:,.1f} simulated s per wall s; {steps:,} engine steps in {len(res.steps):,} events; "
           f"peak RSS {peak_mib:,.0f} MiB (target <= 1024); finished {s['finished']:,}, "

@@ -36,6 +36,8 @@ def tiled_key_reads(chunk: int, prior: int, tile: int, window: int | None) -> fl
     """Keys streamed from memory by a causal tiled kernel: sum over query tiles of the keys the
     tile's queries see (the tile's last row sees prior + its end; a window caps at window + tile)."""
     nq = -(-chunk // tile)
+    if window is None:  # closed form: tiles end at tile, 2 tile, ..., chunk
+        return float(nq * prior + tile * (nq - 1) * nq // 2 + chunk) if chunk > 0 else 0.0
     ends = np.minimum(np.arange(1, nq + 1) * tile, chunk) + prior  # (nq,) last query position
     starts = np.arange(nq) * tile + prior + 1  # first query position
     seen = ends if window is None else np.minimum(ends, ends - np.maximum(starts - window, 0))

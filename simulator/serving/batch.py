@@ -1,5 +1,9 @@
 """The running batch of a replica as parallel numpy arrays (one row per admitted request, in
-admission order), so a step costs a few vector operations whatever the batch size."""
+admission order), so a step costs a few vector operations whatever the batch size.
+
+The integer fields are columns of one (rows, fields) array and the times columns of another, so
+adding or dropping rows is two array operations; update fields in place (`b.held += x`,
+`b.last_s[:] = y`), never by rebinding them."""
 
 from __future__ import annotations
 
@@ -7,37 +11,40 @@ import numpy as np
 
 from .traffic import Request
 
-FIELDS = ("input_len", "output_len", "target", "prefilled", "generated", "held")
+FIELDS = ("input_len", "output_len", "target", "prefilled", "generated", "held", "shared", "prefix")
+TIMES = ("first_s", "last_s", "itl_max")
 
 
 class RunningBatch:
     def __init__(self):
-        for f in FIELDS:
-            setattr(self, f, np.zeros(0, dtype=np.int64))
-        self.first_s = np.zeros(0)
-        self.last_s = np.zeros(0)
-        self.itl_max = np.zeros(0)
+        self._ints = np.zeros((0, len(FIELDS)), dtype=np.int64)
+        self._times = np.zeros((0, len(TIMES)))
         self.reqs: list[Request] = []
+        self._bind()
+
+    def _bind(self) -> None:
+        for k, f in enumerate(FIELDS):
+            setattr(self, f, self._ints[:, k])
+        for k, f in enumerate(TIMES):
+            setattr(self, f, self._times[:, k])
 
     def __len__(self) -> int:
         return len(self.reqs)
 
-    def add(self, req: Request, target: int, generated: int, held: int) -> None:
-        vals = {"input_len": req.input_len, "output_len": req.output_len, "target": target, "prefilled": 0,
-                "generated": generated, "held": held}
-        for f in FIELDS:
-            setattr(self, f, np.append(getattr(self, f), vals[f]))
-        first = req.first_token_s if req.first_token_s is not None else np.nan
-        last = req.last_token_s if req.last_token_s is not None else np.nan
-        self.first_s = np.append(self.first_s, first)
-        self.last_s = np.append(self.last_s, last)
-        self.itl_max = np.append(self.itl_max, req.itl_max_s)
+    def add(self, req: Request, target: int, generated: int, held: int, shared: int = 0, prefix: int = -1) -> None:
+        """A new row; `shared` prompt tokens sit in a cached prefix's blocks (already prefilled)."""
+        row = (req.input_len, req.output_len, target, shared, generated, held, shared, prefix)
+        times = (np.nan if req.first_token_s is None else req.first_token_s,
+                 np.nan if req.last_token_s is None else req.last_token_s, req.itl_max_s)
+        self._ints = np.concatenate([self._ints, np.array([row], dtype=np.int64)])
+        self._times = np.concatenate([self._times, np.array([times])])
         self.reqs.append(req)
+        self._bind()
 
     def keep(self, mask: np.ndarray) -> None:
-        for f in (*FIELDS, "first_s", "last_s", "itl_max"):
-            setattr(self, f, getattr(self, f)[mask])
-        self.reqs = [r for r, k in zip(self.reqs, mask) if k]
+        self._ints, self._times = self._ints[mask], self._times[mask]
+        self.reqs = [r for r, k in zip(self.reqs, mask.tolist()) if k]
+        self._bind()
 
     def save(self, i: int) -> Request:
         """Write row i's progress back to its Request (on finish or preemption)."""
@@ -53,5 +60,14 @@ class RunningBatch:
         return self.input_len + self.generated
 
     @property
+    def own_tokens(self) -> np.ndarray:
+        """Cached tokens in the row's own blocks (beyond a shared prefix) once this step's token is in."""
+        return self.input_len + self.generated - self.shared
+
+    @property
     def decoding(self) -> np.ndarray:
         return self.prefilled >= self.target
+
+    def work(self) -> np.ndarray:
+        """Tokens each row has left to process: prompt (or recompute) tokens and output tokens."""
+        return self.target - self.prefilled + self.output_len - self.generated

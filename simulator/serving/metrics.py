@@ -8,6 +8,9 @@ import numpy as np
 
 from .simulate import SimResult
 
+STEP_COLUMNS = ("replica", "start_s", "duration_s", "n_steps", "decode_tokens", "prefill_tokens", "flops", "bytes",
+                "kv_blocks_used")
+
 
 def requests_frame(res: SimResult):
     import pandas as pd
@@ -31,7 +34,7 @@ def requests_frame(res: SimResult):
 def steps_frame(res: SimResult):
     import pandas as pd
 
-    return pd.DataFrame(res.steps, columns=["replica", "start_s", "duration_s", "decode_rows", "prefill_tokens", "n_steps"])
+    return pd.DataFrame(res.steps, columns=list(STEP_COLUMNS))
 
 
 def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float = float("inf")) -> dict:

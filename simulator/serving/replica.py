@@ -3,9 +3,13 @@ KV cache (Orca, Yu et al. 2022; vLLM, Kwon et al. 2023; Sarathi-Serve, Agrawal e
 
 Each step: every running request that finished its prompt decodes one token; the remaining token
 budget goes to prompt chunks, first of requests already admitted, then of new ones (FCFS) while
-KV blocks last. When a decode cannot get a block, the latest admitted request is preempted and
-recomputed later (its prompt and generated tokens prefilled again). Stretches of pure decode are
-advanced in one event when nothing can change the batch in between (exactly the same result)."""
+KV blocks last. When a decode cannot get a block, the latest admitted request is preempted: its
+KV is swapped to host memory over the host link (when `swap_blocks` has room) or dropped and
+recomputed later. Shared prompt prefixes are cached (prefix_cache.py).
+
+Stretches of pure decode run as one event (flight.py) - exactly the same result as step by step:
+a stretch runs through requests finishing when nobody waits, and an arrival cuts it at the end of
+the step in progress (it joins at the next step boundary, as in an engine)."""
 
 from __future__ import annotations
 
@@ -16,36 +20,42 @@ import numpy as np
 
 from .batch import RunningBatch
 from .events import EventLoop
+from .flight import Flight, stretch_profile
 from .kv_blocks import BlockPool
+from .prefix_cache import PrefixCache
 from .step_model import StepModel
 from .traffic import Request
 
 STRETCH_MAX = 4096  # most decode steps advanced in one event
+EMPTY = np.zeros(0, dtype=np.int64)
 
 
 class Replica:
-    def __init__(self, idx: int, loop: EventLoop, steps: StepModel, blocks: BlockPool, max_batch: int,
+    def __init__(self, idx: int, loop: EventLoop, steps: StepModel, pool: BlockPool, max_batch: int,
                  max_batched_tokens: int, on_done: Callable[[Request], None], on_step: Callable | None = None,
-                 next_arrival: Callable[[], float] | None = None):
-        self.idx, self.loop, self.steps, self.blocks = idx, loop, steps, blocks
+                 stretch: bool = True, through_finishes: bool = True, prefix_caching: bool = True,
+                 swap_blocks: int = 0, swap_s_per_block: float = 0.0):
+        self.idx, self.loop, self.steps, self.blocks = idx, loop, steps, pool
         self.max_batch, self.max_tokens = max_batch, max_batched_tokens
         self.on_done, self.on_step = on_done, on_step
-        self.next_arrival = next_arrival  # time of the next arrival anywhere; None disables stretches
-        self.waiting: deque[tuple[Request, int]] = deque()  # (request, tokens generated before preemption)
-        self.waiting_tokens = 0
+        self.stretch, self.through_finishes = stretch, through_finishes
+        self.cache = PrefixCache(pool, prefix_caching)
+        self.swap_free, self.swap_s_per_block = swap_blocks, swap_s_per_block
+        self.waiting: deque[tuple[Request, int, int]] = deque()  # (request, generated, blocks swapped out)
+        self.work = 0  # tokens to process, waiting and running, as of the last step boundary
+        self.horizon = 64  # steps planned per stretch; adapts to how long stretches run before a cut
         self.run = RunningBatch()
-        self.busy = False
-        self._stretch_ends: tuple[int, np.ndarray] | None = None  # (rows, step end times) in flight
+        self.busy = self._kicked = False
+        self.fly: Flight | None = None
+        self._token = 0  # completion events carry it; a cut stretch's old event finds it stale
+        self._swap_s = 0.0  # swap transfer seconds of the step being planned
 
+    # -- arrivals --------------------------------------------------------------------------
     def outstanding_tokens(self) -> int:
         """Prompt and output tokens not yet processed (for the least-outstanding-tokens router),
         counting the steps of a decode stretch in flight that have ended by now."""
-        b = self.run
-        left = int((b.target - b.prefilled).sum() + (b.output_len - b.generated).sum()) + self.waiting_tokens
-        if self._stretch_ends is not None:
-            rows, ends = self._stretch_ends
-            left -= rows * int(np.searchsorted(ends, self.loop.now, side="right"))
-        return left
+        fly = self.fly
+        return self.work - (fly.tokens_done(self.loop.now) if fly is not None and fly.rem is not None else 0)
 
     def submit(self, req: Request) -> None:
         req.replica = self.idx
@@ -53,52 +63,99 @@ class Replica:
             req.rejected = True  # longer than this replica's whole KV cache: it could never finish
             self.on_done(req)
             return
-        self._enqueue(req, 0, front=False)
+        self._enqueue(req, 0, 0, front=False)
+        if not self.busy and not self._kicked:  # start once every arrival of this instant is queued
+            self._kicked = True
+            self.loop.at(self.loop.now, self._kick, priority=2)
+        elif self.fly is not None and self.fly.rem is not None:
+            self._cut()
+
+    def _kick(self) -> None:
+        self._kicked = False
         if not self.busy:
             self._step()
 
-    def _enqueue(self, req: Request, generated: int, front: bool) -> None:
-        (self.waiting.appendleft if front else self.waiting.append)((req, generated))
-        self.waiting_tokens += req.input_len + req.output_len
+    def _cut(self) -> None:
+        """End the stretch in flight at the end of the step in progress."""
+        fly = self.fly
+        k = int(np.searchsorted(fly.ends, self.loop.now, side="right")) + 1
+        if k < fly.k:
+            fly.truncate(k)
+            self.horizon = max(16, 2 * k)
+            self._schedule(float(fly.ends[-1]))
+
+    def _enqueue(self, req: Request, generated: int, swapped: int, front: bool) -> None:
+        (self.waiting.appendleft if front else self.waiting.append)((req, generated, swapped))
+        self.work += (0 if swapped else req.input_len + generated) + req.output_len - generated
+
+    # -- KV blocks -------------------------------------------------------------------------
+    def _release(self, i: int) -> None:
+        b = self.run
+        self.blocks.free += int(b.held[i])
+        if b.shared[i]:
+            self.cache.release(int(b.prefix[i]))
+
+    def _take(self, blocks: int) -> None:
+        self.cache.make_room(blocks)
+        self.blocks.free -= blocks
 
     def _preempt_latest(self) -> None:
         b, i = self.run, len(self.run) - 1
         req, generated = b.save(i), int(b.generated[i])
-        self.blocks.free += int(b.held[i])
+        tokens = int(b.input_len[i]) + generated
+        swap = self.blocks.blocks_for(tokens) if b.decoding[i] else 0
+        if not (0 < swap <= self.swap_free):
+            swap = 0  # recompute: drop the KV, prefill prompt and generated tokens again later
+        self.swap_free -= swap
+        self._swap_s += swap * self.swap_s_per_block
         req.preemptions += 1
+        req.swaps += bool(swap)
+        self._release(i)
+        self.work -= int(b.work()[i])
         b.keep(np.arange(len(b)) < i)
-        self._enqueue(req, generated, front=True)
+        self._enqueue(req, generated, swap, front=True)
 
     def _grow_decodes(self) -> np.ndarray:
         """Blocks for this step's token of every decoding row; preempt the latest rows until they fit."""
         while len(self.run):
             b = self.run
-            need = np.where(b.decoding, np.maximum(self.blocks.blocks_for(b.context) - b.held, 0), 0)
+            need = np.where(b.decoding, np.maximum(self.blocks.blocks_for(b.own_tokens) - b.held, 0), 0)
             total = int(need.sum())
-            if total <= self.blocks.free:
+            if total <= self.cache.available():
                 b.held += need
-                self.blocks.free -= total
+                self._take(total)
                 return b.decoding
             self._preempt_latest()
         return np.zeros(0, dtype=bool)
 
     def _admit(self, budget: int) -> None:
         while self.waiting and budget > 0 and len(self.run) < self.max_batch:
-            req, generated = self.waiting[0]
+            req, generated, swapped = self.waiting[0]
             target = req.input_len + generated
-            if not self.blocks.can_admit(target):
+            shared = 0 if swapped else self.cache.acquire(req.prefix_id, req.prefix_len)
+            need = swapped or int(self.blocks.blocks_for(target - shared))
+            if need > self.cache.available() - self.blocks.reserve:
+                if shared:
+                    self.cache.release(req.prefix_id)
                 break
             self.waiting.popleft()
-            self.waiting_tokens -= req.input_len + req.output_len
-            held = int(self.blocks.blocks_for(target))
-            self.blocks.free -= held
-            self.run.add(req, target, generated, held)
+            self.work -= (0 if swapped else target) + req.output_len - generated
+            self._take(need)
+            self.run.add(req, target, generated, need, shared, req.prefix_id)
+            if swapped:  # swap the KV back in: no prefill left
+                self.run.prefilled[-1] = target
+                self.swap_free += swapped
+                self._swap_s += swapped * self.swap_s_per_block
+            req.prefix_hit_tokens += shared
+            self.work += int(self.run.work()[-1])
             if req.scheduled_s is None:
                 req.scheduled_s = self.loop.now
-            budget -= target
+            budget -= target - int(self.run.prefilled[-1])
 
+    # -- steps -----------------------------------------------------------------------------
     def _plan(self) -> tuple[np.ndarray, np.ndarray]:
         """(decode mask, prefill chunk per row) of the next step."""
+        self._swap_s = 0.0
         decoding = self._grow_decodes()
         budget = self.max_tokens - int(decoding.sum())
         rem = self.run.target - self.run.prefilled
@@ -118,62 +175,109 @@ class Replica:
             self.busy = False
             return
         self.busy = True
-        if not chunk.any() and self.next_arrival is not None and self._stretch(n_dec):
+        if self.stretch and not chunk.any() and n_dec == len(b) and self._start_stretch():
             return
         rows = np.nonzero(chunk)[0]
         finishing = int((b.prefilled[rows] + chunk[rows] == b.target[rows]).sum())
-        dt = self.steps.time(list(zip(chunk[rows].tolist(), b.prefilled[rows].tolist())), b.context[decoding],
-                             n_dec + finishing)
-        if self.on_step is not None:
-            self.on_step(self, self.loop.now, dt, n_dec, int(chunk.sum()), 1)
-        self.loop.after(dt, lambda: self._complete(decoding, chunk, 1, np.array([dt])))
+        t, f, nbytes = self.steps.cost(list(zip(chunk[rows].tolist(), b.prefilled[rows].tolist())),
+                                       b.context[decoding], n_dec + finishing)
+        self.fly = Flight(self.loop.now, np.array([t + self._swap_s]), np.array([f]), np.array([nbytes]),
+                          np.array([n_dec]), chunk, decoding, self._used())
+        self._schedule(self.loop.now + t + self._swap_s)
 
-    def _stretch(self, n_dec: int) -> bool:
-        """Advance the pure-decode batch k steps in one event when nothing can change it in between:
-        no request finishes before the last step, KV blocks suffice, and no arrival comes before the
-        last step starts (an arrival joins at the next step boundary)."""
+    def _used(self) -> int:
+        return self.blocks.total - self.blocks.free
+
+    def _schedule(self, t: float) -> None:
+        self._token += 1
+        token = self._token
+        self.loop.at(t, lambda: self._complete(token))
+
+    def _stretch_need(self, rem: np.ndarray, k: int) -> np.ndarray:
         b = self.run
-        k = min(int((b.output_len - b.generated).min()), STRETCH_MAX)
-        while k > 1 and int(np.maximum(self.blocks.blocks_for(b.context + k - 1) - b.held, 0).sum()) > self.blocks.free:
+        return np.maximum(self.blocks.blocks_for(b.own_tokens + np.minimum(rem, k) - 1) - b.held, 0)
+
+    def _start_stretch(self) -> bool:
+        """Plan up to STRETCH_MAX decode steps in one event: through requests finishing when nobody
+        waits (else up to the first finish), as far as the free KV blocks reach."""
+        b = self.run
+        rem = b.output_len - b.generated
+        through = self.through_finishes and not self.waiting
+        k = min(int(rem.max() if through else rem.min()), self.horizon)
+        while k > 1 and int(self._stretch_need(rem, k).sum()) > self.cache.available():
             k //= 2
         if k <= 1:
             return False
-        dt = self.steps.decode_stretch(b.context, k)
-        starts = self.loop.now + np.concatenate(([0.0], np.cumsum(dt)[:-1]))
-        k = int(np.searchsorted(starts, self.next_arrival(), side="right"))
-        if k <= 1:
-            return False
-        dt = dt[:k]
-        need = np.maximum(self.blocks.blocks_for(b.context + k - 1) - b.held, 0)
-        b.held += need
-        self.blocks.free -= int(need.sum())
-        if self.on_step is not None:
-            self.on_step(self, self.loop.now, float(dt.sum()), n_dec, 0, k)
-        self._stretch_ends = (n_dec, self.loop.now + np.cumsum(dt))
-        self.loop.after(float(dt.sum()), lambda: self._complete(np.ones(len(b), dtype=bool), np.zeros(len(b), dtype=np.int64), k, dt))
+        need = self._stretch_need(rem, k)
+        self._take(int(need.sum()))
+        rows, keys = stretch_profile(b.context, rem, k, self.steps.model.sliding_window)
+        dt, flops, nbytes = self.steps.decode_steps(rows, keys)
+        dt[0] += self._swap_s
+        n = len(b)
+        self.fly = Flight(self.loop.now, dt, flops, nbytes, rows, np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool),
+                          self._used(), rem, need)
+        self._schedule(self.loop.now + float(dt.sum()))
         return True
 
-    def _complete(self, decoding: np.ndarray, chunk: np.ndarray, k: int, dt: np.ndarray) -> None:
-        """A step (k = 1) or a decode stretch of k steps ended now."""
-        self._stretch_ends = None
+    def _complete(self, token: int) -> None:
+        if token != self._token:
+            return  # a stretch cut short: its original end is stale
+        fly, self.fly = self.fly, None
+        if fly.rem is None:
+            self._finish_step(fly)
+        else:
+            if fly.k == fly.planned:  # ran to its planned end: plan longer ones
+                self.horizon = min(2 * self.horizon, STRETCH_MAX)
+            self._finish_stretch(fly)
+        if self.on_step is not None:
+            self.on_step(self, fly)
+        self._step()
+
+    def _finish_step(self, fly: Flight) -> None:
         b, now = self.run, self.loop.now
-        b.prefilled += chunk
-        emit = decoding | ((chunk > 0) & (b.prefilled >= b.target))
+        b.prefilled += fly.chunk
+        prefilled = (fly.chunk > 0) & (b.prefilled >= b.target)
+        emit = fly.decoding | prefilled
         first = emit & np.isnan(b.first_s)
-        # largest gap between tokens: the gap to this stretch's first token, then the steps inside it
-        inner = float(dt[1:].max()) if k > 1 else 0.0
-        gap = now - float(dt.sum()) + float(dt[0]) - b.last_s
         upd = emit & ~first
-        b.itl_max[upd] = np.maximum(b.itl_max[upd], np.maximum(gap[upd], inner))
+        b.itl_max[upd] = np.maximum(b.itl_max[upd], now - b.last_s[upd])
         b.first_s[first] = now
         b.last_s[emit] = now
-        b.generated[emit] += k
+        b.generated[emit] += 1
+        self.work -= int(fly.chunk.sum()) + int(emit.sum())
+        for i in np.nonzero(prefilled & (b.prefix >= 0) & (b.shared == 0))[0].tolist():
+            self._share_prefix(i)
         done = emit & (b.generated >= b.output_len)
-        if done.any():
-            for i in np.nonzero(done)[0]:
-                req = b.save(int(i))
-                req.finish_s = now
-                self.blocks.free += int(b.held[i])
-                self.on_done(req)
-            b.keep(~done)
-        self._step()
+        self._retire(done, np.full(len(b), now))
+
+    def _share_prefix(self, i: int) -> None:
+        """Row i just prefilled its prompt: hand its prefix blocks to the prefix cache."""
+        b = self.run
+        blocks = self.cache.insert(int(b.prefix[i]), b.reqs[i].prefix_len)
+        b.held[i] -= blocks
+        b.shared[i] = blocks * self.blocks.block_size
+
+    def _finish_stretch(self, fly: Flight) -> None:
+        b, k, rem = self.run, fly.k, fly.rem
+        final = self._stretch_need(rem, k)
+        self.blocks.free += int(fly.need.sum() - final.sum())  # give back what a cut stretch left unused
+        b.held += final
+        steps = np.minimum(rem, k)  # steps each row took part in
+        ends = fly.ends
+        inner = np.maximum.accumulate(np.concatenate(([0.0], fly.dt[1:])))  # largest gap inside, by step
+        b.itl_max[:] = np.maximum(b.itl_max, np.maximum(ends[0] - b.last_s, inner[steps - 1]))
+        b.last_s[:] = ends[steps - 1]
+        b.generated += steps
+        self.work -= int(steps.sum())
+        self._retire(b.generated >= b.output_len, b.last_s)
+
+    def _retire(self, done: np.ndarray, finish: np.ndarray) -> None:
+        if not done.any():
+            return
+        b = self.run
+        for i in sorted(np.nonzero(done)[0].tolist(), key=lambda i: (finish[i], i)):
+            req = b.save(i)
+            req.finish_s = float(finish[i])
+            self._release(i)
+            self.on_done(req)
+        b.keep(~done)

@@ -65,7 +65,10 @@ class Deployment(BaseModel):
     max_batch: PositiveInt = 256
     max_batched_tokens: PositiveInt = 8192
     block_size: PositiveInt = 16
-    router: str = "least_outstanding"
+    router: str = "least_outstanding"  # round_robin | least_outstanding | prefix_affinity
+    prefix_caching: bool = True  # share cached prompt prefixes (vLLM automatic prefix caching)
+    preemption: Literal["recompute", "swap"] = "recompute"  # what a preempted request's KV does
+    swap_space_gib: float = Field(4.0, ge=0)  # host memory per device for swapped KV (vLLM's default)
 
 
 class Scenario(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,16 +16,12 @@ from ..precision import resolve_precision
 from ..step import device
 from .events import EventLoop, check_bounds
 from .kv_blocks import BlockPool
+from .kv_transfer import host_bandwidth
 from .replica import Replica
+from .routers import ROUTERS
 from .scenario import Deployment
 from .step_model import StepModel
 from .traffic import Request, make_requests
-
-ROUTERS = {
-    "round_robin": lambda replicas, req, n: replicas[n % len(replicas)],
-    "least_outstanding": lambda replicas, req, n: min(replicas, key=lambda r: (r.outstanding_tokens(), r.idx)),
-}
-
 
 class SimConfig(Deployment):
     """A deployment plus the run's bounds."""
@@ -60,10 +55,16 @@ def kv_blocks(cfg: SimConfig, m, dev, layout, prec) -> int:
 @dataclass
 class SimResult:
     requests: list[Request]
-    steps: list[tuple]  # (replica, start_s, duration_s, decode_rows, prefill_tokens, n_steps)
+    steps: list[tuple]  # Flight.record: (replica, start_s, duration_s, n_steps, decode_tokens, prefill_tokens, flops, bytes, kv_blocks_used)
     makespan_s: float
     stop_reason: str
     kv_blocks_per_replica: int
+    devices_per_replica: int = 1
+    peak_flops: float = 0.0  # per device, of the compute dtype
+    mem_bandwidth: float = 0.0  # per device
+    block_size: int = 16
+    prefix_hits: int = 0
+    prefix_misses: int = 0
 
 
 @dataclass
@@ -77,6 +78,34 @@ class ClosedLoop:
     sampler: object  # sources.ClassSampler
 
 
+class Arrivals:
+    """Requests enter the event loop one at a time, in arrival order (only the next one is
+    scheduled), so the heap holds the active work, not the whole workload."""
+
+    def __init__(self, loop: EventLoop, route):
+        self.loop, self.route, self.routed = loop, route, 0
+        self.queue: list[tuple[float, int, Request]] = []  # closed-loop requests issued, not arrived
+
+    def feed(self, requests: list[Request]) -> None:
+        self._iter = iter(sorted(requests, key=lambda r: (r.arrival_s, r.rid)))
+        self._next()
+
+    def _next(self) -> None:
+        req = next(self._iter, None)
+        if req is not None:
+            self.loop.at(req.arrival_s, lambda: self._arrive(req, True), priority=1)
+
+    def _arrive(self, req: Request, chained: bool) -> None:
+        if chained:
+            self._next()
+        self.route(req, self.routed)
+        self.routed += 1
+
+    def add(self, req: Request) -> None:
+        """A request issued during the run (closed loop)."""
+        self.loop.at(req.arrival_s, lambda: self._arrive(req, False), priority=1)
+
+
 def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | None = None) -> SimResult:
     if cfg.replicas < 1:
         raise InfercastError(f"--replicas: must be >= 1 (got {cfg.replicas})")
@@ -88,17 +117,9 @@ def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | 
     prec = resolve_precision(dev.spec, cfg.dtype, cfg.kv_dtype)
     blocks = kv_blocks(cfg, m, dev, layout, prec)
     loop, steps_model, steps = EventLoop(cfg.max_time_s, cfg.max_events), StepModel(m, dev, layout, prec), []
-    requests, pending = list(requests), []  # pending: sorted times of arrivals not yet happened
-    route, counter = ROUTERS[cfg.router], [0]
-
-    def arrive(req: Request) -> None:
-        pending.pop(0)
-        route(reps, req, counter[0]).submit(req)
-        counter[0] += 1
-
-    def schedule(req: Request) -> None:
-        bisect.insort(pending, req.arrival_s)
-        loop.at(req.arrival_s, lambda: arrive(req), priority=1)
+    requests = list(requests)
+    router = ROUTERS[cfg.router]()
+    arrivals = Arrivals(loop, lambda req, n: router(reps, req, n).submit(req))
 
     def done(req: Request) -> None:
         if closed_loop is not None and len(requests) < closed_loop.total:
@@ -108,23 +129,31 @@ def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | 
         i, o, p, pl = closed_loop.sampler.draw(1)[0]
         req = Request(len(requests), t, i, o, prefix_id=p, prefix_len=pl, user=user)
         requests.append(req)
-        schedule(req)
+        arrivals.add(req)
 
-    def record(rep, t, dt, decodes, prefill_tokens, n_steps):
-        steps.append((rep.idx, t, dt, decodes, prefill_tokens, n_steps))
-
-    def next_arrival() -> float:
-        return pending[0] if pending else float("inf")
-
+    swap_blocks, swap_s = swap_space(cfg, m, dev, layout, prec)
     reps = [Replica(i, loop, steps_model, BlockPool(blocks, cfg.block_size), cfg.max_batch, cfg.max_batched_tokens,
-                    done, record, next_arrival if cfg.stretch else None) for i in range(cfg.replicas)]
-    for req in requests:
-        schedule(req)
+                    done, lambda rep, fly: steps.append(fly.record(rep.idx)), stretch=cfg.stretch,
+                    through_finishes=closed_loop is None, prefix_caching=cfg.prefix_caching,
+                    swap_blocks=swap_blocks, swap_s_per_block=swap_s) for i in range(cfg.replicas)]
+    arrivals.feed(requests)
     if closed_loop is not None:
         for u in range(min(closed_loop.users, closed_loop.total)):
             issue(u, 0.0)
     reason = loop.run()
-    return SimResult(requests, steps, loop.now, reason, blocks)
+    return SimResult(requests, steps, loop.now, reason, blocks, layout.tp, dev.peak(prec.compute),
+                     dev.mem_bandwidth, cfg.block_size, sum(r.cache.hits for r in reps),
+                     sum(r.cache.misses for r in reps))
+
+
+def swap_space(cfg: SimConfig, m, dev, layout, prec) -> tuple[int, float]:
+    """(KV blocks of host swap space, seconds to move one block each way) for swap preemption."""
+    if cfg.preemption != "swap":
+        return 0, 0.0
+    per_block = kv_bytes_per_token(m, layout, prec) * cfg.block_size  # per device; devices move in parallel
+    host = dev.spec.memory.host
+    space = cfg.swap_space_gib * 2**30 if host is None else min(cfg.swap_space_gib * 2**30, host.capacity)
+    return int(space // per_block), per_block / host_bandwidth(dev.spec)
 
 
 def run_scenario(sc, base_dir: Path | None = None, **overrides) -> SimResult:

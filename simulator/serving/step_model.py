@@ -1,17 +1,19 @@
-"""Step time of a mixed batch (prefill chunks and decodes together) for the serving simulator.
+"""Step cost of a mixed batch (prefill chunks and decodes together) for the serving simulator.
 
 The same operator model and roofline as the what-if, regrouped so a step costs a few lookups:
 ops that depend only on the step's token count are cached by that count, the LM head by the
-number of logits rows, and decode attention - linear in the batch's cached keys - is evaluated
-from coefficients taken once from the operator model. Prefill attention (and MLA's kv_b
-projection, which depends on the keys) is built for the actual chunks. For one request alone
-this is exactly the what-if's sum (tests/serving/test_step_model.py)."""
+number of logits rows, and attention - linear in its query-key pairs and streamed keys - is
+evaluated from coefficients taken once from the operator model (two tiny probes). MLA's prefill
+kv_b projection depends on the keys, so MLA prefill is built op by op. For one request alone this
+is exactly the what-if's sum (tests/serving/test_step_model.py).
+
+A cost is (seconds, FLOPs, device-memory bytes) per device; FLOPs and bytes feed MFU and MBU."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..attention_cost import attention_ops
+from ..attention_cost import attention_ops, causal_pairs, tiled_key_reads
 from ..calibration import evaluate
 from ..modelspec import ModelSpec
 from ..ops import build_ops
@@ -21,90 +23,137 @@ from ..roofline import Device, combine, op_time
 
 PER_SEQUENCE = {"lm_head", "logits_all_gather"}
 KEY_DEPENDENT = {"attention", "kv_b_proj"}
+NETWORK = ("collective", "p2p")
+
+
+def _attention_op(model, phase, layout, prec, tile=128):
+    return next(o for o in attention_ops(model, phase, layout, prec, tile) if o.name == "attention")
 
 
 class StepModel:
     def __init__(self, model: ModelSpec, dev: Device, layout: Layout, prec: Precision):
         self.model, self.dev, self.layout, self.prec = model, dev, layout, prec
         self.tile = dev.cal.attention.query_tile * (dev.spec.engine.compute_units or 1)
-        self._by_tokens: dict[int, float] = {}
-        self._by_rows: dict[int, float] = {}
-        self._decode_coefficients()
+        self._by_tokens: dict[int, tuple] = {}
+        self._by_rows: dict[int, tuple] = {}
+        self._base = np.full((0, 3), np.nan)  # decode step less attention, by batch size
+        self._coefficients()
 
     def _ops(self, phase):
         return build_ops(self.model, phase, self.layout, self.prec, self.tile)
 
-    def _sum(self, ops, keep) -> float:
-        return float(sum(float(op_time(op, self.dev)) for op in ops if keep(op.name)))
+    def _cost(self, ops, keep) -> tuple[float, float, float]:
+        t = f = b = 0.0
+        for op in ops:
+            if keep(op.name):
+                t += float(op_time(op, self.dev))
+                f += float(op.flops) * op.count
+                b += 0.0 if op.kind in NETWORK else float(op.bytes) * op.count
+        return t, f, b
 
-    def _decode_coefficients(self) -> None:
-        """Decode attention: FLOPs = a K and bytes = b K + c B for K cached keys over B rows."""
-        one, two = (next(o for o in attention_ops(self.model, Decode(np.array([k])), self.layout, self.prec)
-                         if o.name == "attention") for k in (1, 2))
-        self._att = one
+    def _coefficients(self) -> None:
+        """Attention per layer: decode FLOPs = a K, bytes = b K + c B (K cached keys, B rows);
+        prefill FLOPs = pa P, bytes = pb R + pc T (P query-key pairs, R streamed keys, T tokens)."""
+        m, lay, prec = self.model, self.layout, self.prec
+        one, two = (_attention_op(m, Decode(np.array([k])), lay, prec) for k in (1, 2))
+        self._count, self._dtype = one.count, one.dtype
         self._a, self._b = float(one.flops), float(two.bytes - one.bytes)
         self._c = float(one.bytes) - self._b
+        p1, p2 = (_attention_op(m, Prefill(np.array([1]), np.array([k])), lay, prec) for k in (0, 1))
+        self._pa, self._pb = float(p1.flops), float(p2.bytes - p1.bytes)  # probes: (P, R) = (1, 1), (2, 2)
+        self._pc = float(p1.bytes) - self._pb
         self._peak = self.dev.peak(one.dtype)
+
+    def _attention(self, flops, nbytes):
+        """Seconds of all layers' attention from one layer's FLOPs and bytes (scalars or arrays)."""
+        cal, dev = self.dev.cal, self.dev
+        compute = flops / (self._peak * evaluate(cal.attention.efficiency, flops))
+        memory = nbytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, nbytes))
+        return self._count * (combine(compute, memory, cal.overlap_norm) + cal.attention.overhead)
 
     def decode_attention(self, keys, rows):
         """Seconds of decode attention over `keys` cached keys (scalar or array) and `rows` rows."""
-        cal, dev = self.dev.cal, self.dev
-        flops, nbytes = self._a * keys, self._b * keys + self._c * rows
-        compute = flops / (self._peak * evaluate(cal.attention.efficiency, flops))
-        memory = nbytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, nbytes))
-        return self._att.count * (combine(compute, memory, cal.overlap_norm) + cal.attention.overhead)
+        return self._attention(self._a * keys, self._b * keys + self._c * rows)
 
     def _keys(self, contexts: np.ndarray):
         w = self.model.sliding_window
         return (contexts if w is None else np.minimum(contexts, w)).sum(axis=-1)
 
-    def by_tokens(self, tokens: int) -> float:
+    def by_tokens(self, tokens: int) -> tuple:
         if tokens not in self._by_tokens:
             ops = self._ops(Decode.of(tokens, 1))
-            self._by_tokens[tokens] = self._sum(ops, lambda n: n not in KEY_DEPENDENT | PER_SEQUENCE)
+            self._by_tokens[tokens] = self._cost(ops, lambda n: n not in KEY_DEPENDENT | PER_SEQUENCE)
         return self._by_tokens[tokens]
 
-    def by_rows(self, rows: int) -> float:
-        """LM head and logits gather of `rows` sequences (plus MLA's absorbed kv_b in decode)."""
+    def by_rows(self, rows: int) -> tuple:
+        """LM head and logits gather of `rows` sequences (MLA's absorbed kv_b in decode: key -rows)."""
         if rows not in self._by_rows:
-            ops = self._ops(Decode.of(rows, 1))
-            self._by_rows[rows] = self._sum(ops, lambda n: n in PER_SEQUENCE)
+            if rows >= 0:
+                self._by_rows[rows] = self._cost(self._ops(Decode.of(rows, 1)), lambda n: n in PER_SEQUENCE)
+            elif self.model.mla is None:
+                self._by_rows[rows] = (0.0, 0.0, 0.0)
+            else:
+                self._by_rows[rows] = self._cost(self._ops(Decode.of(-rows, 1)), lambda n: n == "kv_b_proj")
         return self._by_rows[rows]
 
-    def _decode_kv_b(self, rows: int) -> float:
-        if self.model.mla is None or rows == 0:
-            return 0.0
-        key = -rows  # shares the rows cache, negative keys
-        if key not in self._by_rows:
-            self._by_rows[key] = self._sum(self._ops(Decode.of(rows, 1)), lambda n: n == "kv_b_proj")
-        return self._by_rows[key]
+    def decode_base(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), 3) cost of pure-decode steps of `rows` rows, less decode attention."""
+        top = int(rows.max())
+        if top >= len(self._base):
+            grown = np.full((max(top + 1, 2 * len(self._base)), 3), np.nan)
+            grown[: len(self._base)] = self._base
+            self._base = grown
+        out = self._base[rows]
+        if np.isnan(out[:, 0]).any():
+            for b in np.unique(rows[np.isnan(out[:, 0])]).tolist():
+                self._base[b] = np.add(np.add(self.by_tokens(b), self.by_rows(b)), self.by_rows(-b)) if b else 0.0
+            out = self._base[rows]
+        return out
 
-    def _prefill_key_ops(self, phase: Prefill) -> float:
-        t = self._sum(attention_ops(self.model, phase, self.layout, self.prec, self.tile), lambda n: n == "attention")
-        if self.model.mla is not None:
-            t += self._sum(self._ops(phase), lambda n: n == "kv_b_proj")
-        return t
+    def decode_steps(self, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-step (seconds, FLOPs, bytes) of pure-decode steps with `rows[j]` rows and `keys[j]`
+        attended keys (after any sliding window) in step j."""
+        base = self.decode_base(rows)
+        flops, nbytes = self._a * keys, self._b * keys + self._c * rows
+        dt = base[:, 0] + np.where(rows > 0, self._attention(flops, nbytes), 0.0)
+        return dt, base[:, 1] + self._count * flops, base[:, 2] + self._count * nbytes
 
     def decode_stretch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
         """Seconds of each of `steps` consecutive pure-decode steps of one batch whose contexts start
         at `contexts` and grow by one token a step (shape (steps,))."""
-        b = len(contexts)
         grid = contexts[None, :] + np.arange(steps, dtype=np.int64)[:, None]  # (steps, B)
-        base = self.by_tokens(b) + self.by_rows(b) + self._decode_kv_b(b)
-        return base + self.decode_attention(self._keys(grid).astype(np.float64), b)
+        return self.decode_steps(np.full(steps, len(contexts)), self._keys(grid).astype(np.float64))[0]
 
-    def time(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> float:
-        """Seconds of one step: prefill `chunks` (new tokens, cached tokens before them), decodes at
-        `decode_contexts` (cached tokens including the new one), `logits_rows` sequences sampled."""
+    def _prefill_attention(self, chunks: list[tuple[int, int]]) -> tuple[float, float, float]:
+        if self.model.mla is not None:  # decompressing kv_b depends on the keys: build the ops
+            ph = Prefill(np.array([c for c, _ in chunks]), np.array([p for _, p in chunks]))
+            return self._cost(self._ops(ph), lambda n: n in KEY_DEPENDENT)
+        w = self.model.sliding_window
+        if w is None:
+            pairs = sum(c * p + c * (c + 1) // 2 for c, p in chunks)
+        else:
+            pairs = float(causal_pairs(np.array([c for c, _ in chunks]), np.array([p for _, p in chunks]), w).sum())
+        reads = sum(tiled_key_reads(c, p, self.tile, w) for c, p in chunks)
+        flops, nbytes = self._pa * pairs, self._pb * reads + self._pc * sum(c for c, _ in chunks)
+        return float(self._attention(flops, nbytes)), self._count * flops, self._count * nbytes
+
+    def cost(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> tuple:
+        """(seconds, FLOPs, bytes) of one step: prefill `chunks` (new tokens, cached tokens before
+        them), decodes at `decode_contexts` (cached tokens including the new one), `logits_rows`
+        sequences sampled."""
         rows = len(decode_contexts)
         tokens = sum(c for c, _ in chunks) + rows
         if tokens == 0:
-            return 0.0
-        t = self.by_tokens(tokens) + self.by_rows(logits_rows)
+            return 0.0, 0.0, 0.0
+        parts = [self.by_tokens(tokens), self.by_rows(logits_rows)]
         if chunks:
-            c = np.array([x for x, _ in chunks], dtype=np.int64)
-            p = np.array([y for _, y in chunks], dtype=np.int64)
-            t += self._prefill_key_ops(Prefill(c, p))
+            parts.append(self._prefill_attention(chunks))
         if rows:
-            t += self._decode_kv_b(rows) + float(self.decode_attention(float(self._keys(decode_contexts)), rows))
-        return t
+            keys = float(self._keys(decode_contexts))
+            flops, nbytes = self._a * keys, self._b * keys + self._c * rows
+            parts += [self.by_rows(-rows), (float(self._attention(flops, nbytes)), self._count * flops,
+                                            self._count * nbytes)]
+        return tuple(float(sum(x)) for x in zip(*parts))
+
+    def time(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> float:
+        return self.cost(chunks, decode_contexts, logits_rows)[0]

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import InfercastError
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     rid: int
     arrival_s: float
@@ -25,6 +25,8 @@ class Request:
     last_token_s: float | None = None
     itl_max_s: float = 0.0  # largest gap between consecutive tokens (mean ITL = TPOT)
     preemptions: int = 0
+    swaps: int = 0  # preemptions that swapped the KV to host memory (the rest recomputed)
+    prefix_hit_tokens: int = 0  # prompt tokens served from the prefix cache
     replica: int = -1
     rejected: bool = False
 
