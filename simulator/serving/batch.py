@@ -31,9 +31,11 @@ class RunningBatch:
     def __len__(self) -> int:
         return len(self.reqs)
 
-    def add(self, req: Request, target: int, generated: int, held: int, shared: int = 0, prefix: int = -1) -> None:
-        """A new row; `shared` prompt tokens sit in a cached prefix's blocks (already prefilled)."""
-        row = (req.input_len, req.output_len, target, shared, generated, held, shared, prefix)
+    def add(self, req: Request, target: int, generated: int, held: int, shared: int = 0, prefix: int = -1,
+            output_len: int | None = None) -> None:
+        """A new row; `shared` prompt tokens sit in a cached prefix's blocks (already prefilled);
+        `output_len` overrides the request's (a prefill-only replica generates one token)."""
+        row = (req.input_len, req.output_len if output_len is None else output_len, target, shared, generated, held, shared, prefix)
         times = (np.nan if req.first_token_s is None else req.first_token_s,
                  np.nan if req.last_token_s is None else req.last_token_s, req.itl_max_s)
         self._ints = np.concatenate([self._ints, np.array([row], dtype=np.int64)])

@@ -14,6 +14,7 @@ the step in progress (it joins at the next step boundary, as in an engine)."""
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -27,21 +28,34 @@ from .step_model import StepModel
 from .traffic import Request
 
 STRETCH_MAX = 4096  # most decode steps advanced in one event
-EMPTY = np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class ReplicaOptions:
+    max_batch: int = 256
+    max_batched_tokens: int = 8192
+    role: str = "both"  # both | prefill (prompt only, then hand over) | decode (receives KV)
+    stretch: bool = True  # advance pure-decode stretches in one event
+    through_finishes: bool = True  # stretches run past finishing requests (off for closed loops)
+    prefix_caching: bool = True
+    swap_blocks: int = 0  # host swap space for preempted KV, in blocks (0: recompute)
+    swap_s_per_block: float = 0.0
+    device_blocks: int | None = None  # blocks in device memory; the pool beyond them is an offload tier
+    tier: str = ""  # name of the offload tier (host, nvme)
+    tier_s_per_block: float = 0.0  # seconds to read one block of tier-resident KV each step
 
 
 class Replica:
-    def __init__(self, idx: int, loop: EventLoop, steps: StepModel, pool: BlockPool, max_batch: int,
-                 max_batched_tokens: int, on_done: Callable[[Request], None], on_step: Callable | None = None,
-                 stretch: bool = True, through_finishes: bool = True, prefix_caching: bool = True,
-                 swap_blocks: int = 0, swap_s_per_block: float = 0.0):
-        self.idx, self.loop, self.steps, self.blocks = idx, loop, steps, pool
-        self.max_batch, self.max_tokens = max_batch, max_batched_tokens
+    def __init__(self, idx: int, loop: EventLoop, steps: StepModel, pool: BlockPool, opts: ReplicaOptions,
+                 on_done: Callable[[Request], None], on_step: Callable | None = None):
+        self.idx, self.loop, self.steps, self.blocks, self.opts = idx, loop, steps, pool, opts
+        self.max_batch, self.max_tokens = opts.max_batch, opts.max_batched_tokens
         self.on_done, self.on_step = on_done, on_step
-        self.stretch, self.through_finishes = stretch, through_finishes
-        self.cache = PrefixCache(pool, prefix_caching)
-        self.swap_free, self.swap_s_per_block = swap_blocks, swap_s_per_block
-        self.waiting: deque[tuple[Request, int, int]] = deque()  # (request, generated, blocks swapped out)
+        self.cache = PrefixCache(pool, opts.prefix_caching)
+        self.swap_free, self.swap_s_per_block = opts.swap_blocks, opts.swap_s_per_block
+        self.device_blocks = pool.total if opts.device_blocks is None else opts.device_blocks
+        # (request, generated, blocks of KV held elsewhere, whether they are in host swap space)
+        self.waiting: deque[tuple[Request, int, int, bool]] = deque()
         self.work = 0  # tokens to process, waiting and running, as of the last step boundary
         self.horizon = 64  # steps planned per stretch; adapts to how long stretches run before a cut
         self.run = RunningBatch()
@@ -57,13 +71,29 @@ class Replica:
         fly = self.fly
         return self.work - (fly.tokens_done(self.loop.now) if fly is not None and fly.rem is not None else 0)
 
+    def out_len(self, req: Request) -> int:
+        return 1 if self.opts.role == "prefill" else req.output_len
+
     def submit(self, req: Request) -> None:
         req.replica = self.idx
-        if not self.blocks.fits_ever(req.input_len + req.output_len):
+        if not self.blocks.fits_ever(req.input_len + self.out_len(req)):
             req.rejected = True  # longer than this replica's whole KV cache: it could never finish
             self.on_done(req)
             return
-        self._enqueue(req, 0, 0, front=False)
+        self._enqueue(req, 0, 0, False, front=False)
+        self._wake()
+
+    def receive(self, req: Request) -> None:
+        """A prefilled request whose KV (prompt and first token) just arrived from a prefill replica."""
+        req.decode_replica = self.idx
+        if not self.blocks.fits_ever(req.input_len + req.output_len):
+            req.rejected = True
+            self.on_done(req)
+            return
+        self._enqueue(req, 1, int(self.blocks.blocks_for(req.input_len + 1)), False, front=False)
+        self._wake()
+
+    def _wake(self) -> None:
         if not self.busy and not self._kicked:  # start once every arrival of this instant is queued
             self._kicked = True
             self.loop.at(self.loop.now, self._kick, priority=2)
@@ -84,9 +114,9 @@ class Replica:
             self.horizon = max(16, 2 * k)
             self._schedule(float(fly.ends[-1]))
 
-    def _enqueue(self, req: Request, generated: int, swapped: int, front: bool) -> None:
-        (self.waiting.appendleft if front else self.waiting.append)((req, generated, swapped))
-        self.work += (0 if swapped else req.input_len + generated) + req.output_len - generated
+    def _enqueue(self, req: Request, generated: int, kv: int, host: bool, front: bool) -> None:
+        (self.waiting.appendleft if front else self.waiting.append)((req, generated, kv, host))
+        self.work += (0 if kv else req.input_len + generated) + self.out_len(req) - generated
 
     # -- KV blocks -------------------------------------------------------------------------
     def _release(self, i: int) -> None:
@@ -113,7 +143,7 @@ class Replica:
         self._release(i)
         self.work -= int(b.work()[i])
         b.keep(np.arange(len(b)) < i)
-        self._enqueue(req, generated, swap, front=True)
+        self._enqueue(req, generated, swap, True, front=True)
 
     def _grow_decodes(self) -> np.ndarray:
         """Blocks for this step's token of every decoding row; preempt the latest rows until they fit."""
@@ -130,22 +160,23 @@ class Replica:
 
     def _admit(self, budget: int) -> None:
         while self.waiting and budget > 0 and len(self.run) < self.max_batch:
-            req, generated, swapped = self.waiting[0]
+            req, generated, kv, host = self.waiting[0]
             target = req.input_len + generated
-            shared = 0 if swapped else self.cache.acquire(req.prefix_id, req.prefix_len)
-            need = swapped or int(self.blocks.blocks_for(target - shared))
+            shared = 0 if kv else self.cache.acquire(req.prefix_id, req.prefix_len)
+            need = kv or int(self.blocks.blocks_for(target - shared))
             if need > self.cache.available() - self.blocks.reserve:
                 if shared:
                     self.cache.release(req.prefix_id)
                 break
             self.waiting.popleft()
-            self.work -= (0 if swapped else target) + req.output_len - generated
+            self.work -= (0 if kv else target) + self.out_len(req) - generated
             self._take(need)
-            self.run.add(req, target, generated, need, shared, req.prefix_id)
-            if swapped:  # swap the KV back in: no prefill left
+            self.run.add(req, target, generated, need, shared, req.prefix_id, self.out_len(req))
+            if kv:  # the KV is swapped back in or was handed over: no prefill left
                 self.run.prefilled[-1] = target
-                self.swap_free += swapped
-                self._swap_s += swapped * self.swap_s_per_block
+            if host:
+                self.swap_free += kv
+                self._swap_s += kv * self.swap_s_per_block
             req.prefix_hit_tokens += shared
             self.work += int(self.run.work()[-1])
             if req.scheduled_s is None:
@@ -162,7 +193,8 @@ class Replica:
         if budget > 0 and (rem.sum() < budget):
             self._admit(budget - int(rem.sum()))
         b = self.run
-        decoding = np.concatenate([decoding, np.zeros(len(b) - len(decoding), dtype=bool)])
+        # rows admitted with their KV (swapped in, handed over) decode in this step, as in vLLM
+        decoding = np.concatenate([decoding, b.decoding[len(decoding):]])
         rem = b.target - b.prefilled
         before = np.cumsum(rem) - rem
         chunk = np.clip(budget - before, 0, rem)
@@ -175,15 +207,30 @@ class Replica:
             self.busy = False
             return
         self.busy = True
-        if self.stretch and not chunk.any() and n_dec == len(b) and self._start_stretch():
+        if self.opts.stretch and not chunk.any() and n_dec == len(b) and self._start_stretch():
             return
         rows = np.nonzero(chunk)[0]
         finishing = int((b.prefilled[rows] + chunk[rows] == b.target[rows]).sum())
         t, f, nbytes = self.steps.cost(list(zip(chunk[rows].tolist(), b.prefilled[rows].tolist())),
                                        b.context[decoding], n_dec + finishing)
-        self.fly = Flight(self.loop.now, np.array([t + self._swap_s]), np.array([f]), np.array([nbytes]),
-                          np.array([n_dec]), chunk, decoding, self._used())
-        self._schedule(self.loop.now + t + self._swap_s)
+        t = max(t, self._tier_fetch_s()) + self._swap_s
+        self.fly = Flight(self.loop.now, np.array([t]), np.array([f]), np.array([nbytes]), np.array([n_dec]), chunk,
+                          decoding, self._used())
+        self._schedule(self.loop.now + t)
+
+    def _tier_fetch_s(self) -> float:
+        """Seconds to read this step's tier-resident KV over the link. Cold KV goes to the tier first
+        (idle cached prefixes), then the rows admitted last; attention reads every running row's KV
+        each step, so the part in the tier crosses the link every step, prefetched layer by layer
+        under the step's compute (the step takes the longer of the two)."""
+        over = self._used() - self.cache.idle_blocks - self.device_blocks
+        if over <= 0:
+            return 0.0
+        b = self.run
+        cum = self._used() - self.cache.idle_blocks - int(b.held.sum()) + np.cumsum(b.held)
+        for i in np.nonzero(cum > self.device_blocks)[0].tolist():
+            b.reqs[i].kv_tier = self.opts.tier
+        return over * self.opts.tier_s_per_block
 
     def _used(self) -> int:
         return self.blocks.total - self.blocks.free
@@ -202,7 +249,7 @@ class Replica:
         waits (else up to the first finish), as far as the free KV blocks reach."""
         b = self.run
         rem = b.output_len - b.generated
-        through = self.through_finishes and not self.waiting
+        through = self.opts.through_finishes and not self.waiting
         k = min(int(rem.max() if through else rem.min()), self.horizon)
         while k > 1 and int(self._stretch_need(rem, k).sum()) > self.cache.available():
             k //= 2
@@ -212,6 +259,7 @@ class Replica:
         self._take(int(need.sum()))
         rows, keys = stretch_profile(b.context, rem, k, self.steps.model.sliding_window)
         dt, flops, nbytes = self.steps.decode_steps(rows, keys)
+        dt = np.maximum(dt, self._tier_fetch_s())  # blocks for all k steps are taken: an upper bound
         dt[0] += self._swap_s
         n = len(b)
         self.fly = Flight(self.loop.now, dt, flops, nbytes, rows, np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool),

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, PositiveFloat, PositiveInt
 
 from ..config_io import load_model
 from ..errors import InfercastError
-from ..quantity_types import STRICT
+from ..quantity_types import STRICT, Bytes, BytesPerS
 
 
 class Arrival(BaseModel):
@@ -54,6 +54,28 @@ class Slo(BaseModel):
     tpot_s: PositiveFloat = float("inf")
 
 
+class Disaggregation(BaseModel):
+    """Separate prefill and decode pools (Splitwise, Patel et al. 2024; DistServe, Zhong et al. 2024):
+    a prefill replica computes the prompt and first token, then hands the KV to a decode replica."""
+
+    model_config = STRICT
+    prefill_replicas: PositiveInt
+    decode_replicas: PositiveInt
+    prefill_tp: PositiveInt | None = None  # default: the deployment's tp
+    decode_tp: PositiveInt | None = None
+    link_bandwidth: BytesPerS | None = None  # per device; default: scale-up if both pools fit one domain, else scale-out
+    layerwise: bool = True  # send each layer's KV as soon as it is computed, under the rest of the prefill
+
+
+class KvOffload(BaseModel):
+    """Device KV extended by a slower tier: the KV beyond device memory lives there and is read back
+    over the host link (PCIe or C2C) every step it is attended."""
+
+    model_config = STRICT
+    tier: Literal["host", "nvme"] = "host"
+    capacity: Bytes = Field(gt=0)  # per device
+
+
 class Deployment(BaseModel):
     model_config = STRICT
     model: str = "llama-3.1-8b"
@@ -69,6 +91,8 @@ class Deployment(BaseModel):
     prefix_caching: bool = True  # share cached prompt prefixes (vLLM automatic prefix caching)
     preemption: Literal["recompute", "swap"] = "recompute"  # what a preempted request's KV does
     swap_space_gib: float = Field(4.0, ge=0)  # host memory per device for swapped KV (vLLM's default)
+    disaggregation: Disaggregation | None = None  # replaces `replicas` with prefill and decode pools
+    kv_offload: KvOffload | None = None
 
 
 class Scenario(BaseModel):

@@ -1,27 +1,22 @@
-"""Run a serving simulation: requests through routed replicas, with per-request and per-step records."""
+"""Run a serving simulation: requests through routed replicas (one pool, or prefill and decode
+pools with a KV handover), with per-request and per-step records."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
 
-from ..catalog import load_model_spec
 from ..errors import InfercastError
-from ..memory import activation_bytes, kv_bytes_per_token, weights_bytes
-from ..phases import Layout, check_layout
-from ..precision import resolve_precision
-from ..step import device
+from .disagg import Handover, handover_bandwidth
 from .events import EventLoop, check_bounds
-from .kv_blocks import BlockPool
-from .kv_transfer import host_bandwidth
-from .replica import Replica
+from .pools import build_pool
 from .routers import ROUTERS
 from .scenario import Deployment
-from .step_model import StepModel
 from .traffic import Request, make_requests
+
 
 class SimConfig(Deployment):
     """A deployment plus the run's bounds."""
@@ -41,17 +36,6 @@ def make_config(**kw) -> SimConfig:
         raise InfercastError(f"{flag}: {err['msg']} (got {err.get('input')!r})") from None
 
 
-def kv_blocks(cfg: SimConfig, m, dev, layout, prec) -> int:
-    """KV blocks on one replica: usable memory less weights and one step's activations."""
-    budget = dev.cal.memory_budget
-    usable = dev.spec.memory.device.capacity * budget.usable_fraction - budget.reserved
-    free = usable - weights_bytes(m, layout, prec) - activation_bytes(m, cfg.max_batched_tokens, cfg.max_batch, layout, prec)
-    per_block = kv_bytes_per_token(m, layout, prec) * cfg.block_size
-    if free < per_block:
-        raise InfercastError(f"does not fit: {m.id} on {dev.spec.id} TP{layout.tp} leaves no memory for the KV cache")
-    return int(free // per_block)
-
-
 @dataclass
 class SimResult:
     requests: list[Request]
@@ -65,6 +49,9 @@ class SimResult:
     block_size: int = 16
     prefix_hits: int = 0
     prefix_misses: int = 0
+    replicas: int = 1
+    pools: list = field(default_factory=list)  # (role, replicas, tp, kv_blocks per replica)
+    handover_bytes: float = 0.0  # KV bytes per device sent from prefill to decode replicas
 
 
 @dataclass
@@ -107,19 +94,10 @@ class Arrivals:
 
 
 def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | None = None) -> SimResult:
-    if cfg.replicas < 1:
-        raise InfercastError(f"--replicas: must be >= 1 (got {cfg.replicas})")
     if cfg.router not in ROUTERS:
         raise InfercastError(f"--router: '{cfg.router}' is not one of {', '.join(ROUTERS)}")
     check_bounds(cfg.max_time_s, cfg.max_events)
-    m, dev, layout = load_model_spec(cfg.model), device(cfg.hw), Layout(cfg.tp)
-    check_layout(m, layout)
-    prec = resolve_precision(dev.spec, cfg.dtype, cfg.kv_dtype)
-    blocks = kv_blocks(cfg, m, dev, layout, prec)
-    loop, steps_model, steps = EventLoop(cfg.max_time_s, cfg.max_events), StepModel(m, dev, layout, prec), []
-    requests = list(requests)
-    router = ROUTERS[cfg.router]()
-    arrivals = Arrivals(loop, lambda req, n: router(reps, req, n).submit(req))
+    loop, steps, requests = EventLoop(cfg.max_time_s, cfg.max_events), [], list(requests)
 
     def done(req: Request) -> None:
         if closed_loop is not None and len(requests) < closed_loop.total:
@@ -131,29 +109,41 @@ def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | 
         requests.append(req)
         arrivals.add(req)
 
-    swap_blocks, swap_s = swap_space(cfg, m, dev, layout, prec)
-    reps = [Replica(i, loop, steps_model, BlockPool(blocks, cfg.block_size), cfg.max_batch, cfg.max_batched_tokens,
-                    done, lambda rep, fly: steps.append(fly.record(rep.idx)), stretch=cfg.stretch,
-                    through_finishes=closed_loop is None, prefix_caching=cfg.prefix_caching,
-                    swap_blocks=swap_blocks, swap_s_per_block=swap_s) for i in range(cfg.replicas)]
+    def record(rep, fly) -> None:
+        steps.append(fly.record(rep.idx))
+
+    pools, handover = _build_pools(cfg, loop, done, record, closed_loop is not None)
+    front = pools[0]
+    arrivals = Arrivals(loop, lambda req, n: front.route(front.replicas, req, n).submit(req))
     arrivals.feed(requests)
     if closed_loop is not None:
         for u in range(min(closed_loop.users, closed_loop.total)):
             issue(u, 0.0)
     reason = loop.run()
-    return SimResult(requests, steps, loop.now, reason, blocks, layout.tp, dev.peak(prec.compute),
-                     dev.mem_bandwidth, cfg.block_size, sum(r.cache.hits for r in reps),
-                     sum(r.cache.misses for r in reps))
+    reps, last = [r for p in pools for r in p.replicas], pools[-1]
+    return SimResult(requests, steps, loop.now, reason, last.kv_blocks, last.layout.tp,
+                     last.dev.peak(last.replicas[0].steps.prec.compute), last.dev.mem_bandwidth, cfg.block_size,
+                     sum(r.cache.hits for r in reps), sum(r.cache.misses for r in reps), len(reps),
+                     [(p.role, len(p.replicas), p.layout.tp, p.kv_blocks) for p in pools],
+                     handover.bytes_moved if handover else 0.0)
 
 
-def swap_space(cfg: SimConfig, m, dev, layout, prec) -> tuple[int, float]:
-    """(KV blocks of host swap space, seconds to move one block each way) for swap preemption."""
-    if cfg.preemption != "swap":
-        return 0, 0.0
-    per_block = kv_bytes_per_token(m, layout, prec) * cfg.block_size  # per device; devices move in parallel
-    host = dev.spec.memory.host
-    space = cfg.swap_space_gib * 2**30 if host is None else min(cfg.swap_space_gib * 2**30, host.capacity)
-    return int(space // per_block), per_block / host_bandwidth(dev.spec)
+def _build_pools(cfg: SimConfig, loop: EventLoop, done, record, closed: bool):
+    """(pools, arrivals going to the first; the KV handover between them or None)."""
+    dis = cfg.disaggregation
+    if dis is None:
+        if cfg.replicas < 1:
+            raise InfercastError(f"--replicas: must be >= 1 (got {cfg.replicas})")
+        return [build_pool(cfg, "both", cfg.hw, cfg.tp, cfg.replicas, 0, loop, done, record, closed)], None
+    ptp, dtp = dis.prefill_tp or cfg.tp, dis.decode_tp or cfg.tp
+    dec = build_pool(cfg, "decode", cfg.hw, dtp, dis.decode_replicas, dis.prefill_replicas, loop, done, record, closed)
+    relay = []  # the handover needs the prefill pool's numbers; the prefill pool needs its callback
+    pre = build_pool(cfg, "prefill", cfg.hw, ptp, dis.prefill_replicas, 0, loop, lambda r: relay[0](r), record, closed)
+    devices = dis.prefill_replicas * ptp + dis.decode_replicas * dtp
+    hand = Handover(loop, dec, pre.kv_bytes_per_token, handover_bandwidth(cfg, pre.dev.spec, devices),
+                    pre.replicas[0].steps.model.num_layers, dis.layerwise, done)
+    relay.append(hand)
+    return [pre, dec], hand
 
 
 def run_scenario(sc, base_dir: Path | None = None, **overrides) -> SimResult:

@@ -28,6 +28,9 @@ class Request:
     swaps: int = 0  # preemptions that swapped the KV to host memory (the rest recomputed)
     prefix_hit_tokens: int = 0  # prompt tokens served from the prefix cache
     replica: int = -1
+    decode_replica: int = -1  # disaggregated: the decode replica its KV was handed to
+    handover_s: float | None = None  # disaggregated: when its KV arrived at the decode replica
+    kv_tier: str = "device"  # where its KV lived: device, or an offload tier for part of its life
     rejected: bool = False
 
 
