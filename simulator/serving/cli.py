@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -43,6 +44,14 @@ def simulate_command(
     dtype: Optional[str] = typer.Option(None, help="Weight dtype [bf16]."),
     router: Optional[str] = typer.Option(None, help="round_robin or least_outstanding."),
     seed: int = typer.Option(0, help="Random seed: same seed, same result (flag runs only)."),
+    disagg: Optional[str] = typer.Option(None, help="Disaggregate: PREFILL:DECODE replicas, e.g. 1:3 (replaces --replicas)."),
+    prefill_tp: Optional[int] = typer.Option(None, help="TP of prefill replicas when disaggregated [--tp]."),
+    decode_tp: Optional[int] = typer.Option(None, help="TP of decode replicas when disaggregated [--tp]."),
+    kv_offload: Optional[str] = typer.Option(None, help="Offload tier for KV beyond device memory: TIER:CAPACITY per device, e.g. host:64GiB or nvme:1TB."),
+    preemption: Optional[str] = typer.Option(None, help="recompute or swap (to host memory) [recompute]."),
+    prefix_caching: Optional[bool] = typer.Option(None, "--prefix-caching/--no-prefix-caching", help="Share cached prompt prefixes [on]."),
+    chrome_trace: Optional[str] = typer.Option(None, help="Write a Chrome trace (chrome://tracing, Perfetto) of the steps to this new file."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr for runs over a second."),
     ttft_slo: Optional[float] = typer.Option(None, help="TTFT SLO in seconds, for goodput."),
     tpot_slo: Optional[float] = typer.Option(None, help="TPOT SLO in seconds, for goodput."),
     format: Format = typer.Option(Format.table, "--format", help="table, json or csv (per-request rows)."),
@@ -51,24 +60,36 @@ def simulate_command(
     from ..errors import InfercastError
     from .metrics import requests_frame, summary
     from .scenario import load_scenario
+    from .progress import ProgressBar
     from .simulate import quick, run_scenario
 
     over = dict(model=model, hw=hw, tp=tp, replicas=replicas, max_batch=max_batch,
-                max_batched_tokens=max_batched_tokens, dtype=dtype, router=router)
+                max_batched_tokens=max_batched_tokens, dtype=dtype, router=router, preemption=preemption,
+                prefix_caching=prefix_caching, disaggregation=_disagg(disagg, prefill_tp, decode_tp),
+                kv_offload=_offload(kv_offload))
+    if chrome_trace is not None and Path(chrome_trace).exists():
+        raise InfercastError(f"--chrome-trace: {chrome_trace} exists; infercast does not overwrite files, pick a new path")
+    bar = ProgressBar() if progress else None
     for flag, v in (("--tp", tp), ("--max-batch", max_batch), ("--max-batched-tokens", max_batched_tokens),
                     ("--num-requests", num_requests), ("--input-len", input_len), ("--output-len", output_len)):
         if v is not None and v < 1:
             raise InfercastError(f"{flag}: must be >= 1 (got {v})")
     if scenario is not None:
         sc, path = load_scenario(scenario)
-        res = run_scenario(sc, path.parent, **over)
+        res = run_scenario(sc, path.parent, bar, **over)
         ttft_slo = sc.slo.ttft_s if ttft_slo is None else ttft_slo
         tpot_slo = sc.slo.tpot_s if tpot_slo is None else tpot_slo
         title = f"{sc.name}: {len(res.requests)} requests"
     else:
         cfg = {**QUICK, **{k: v for k, v in over.items() if v is not None}}
-        res = quick(num_requests, arrival.value, rate, input_len, output_len, seed, cv, **cfg)
+        res = quick(num_requests, arrival.value, rate, input_len, output_len, seed, cv, bar, **cfg)
         title = f"{cfg['model']} on {cfg['replicas']}x {cfg['hw']} TP{cfg['tp']}, {num_requests} requests, {arrival.value}"
+    if bar is not None:
+        bar.close()
+    if chrome_trace is not None:
+        from .chrome_trace import write_chrome_trace
+
+        write_chrome_trace(res, chrome_trace)
     if format is Format.csv:
         print(requests_frame(res).to_csv(index=False), end="")
         return
@@ -86,3 +107,28 @@ def simulate_command(
     for k, v in s.items():
         t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
     console().print(t)
+
+
+def _disagg(spec: str | None, prefill_tp: int | None, decode_tp: int | None) -> dict | None:
+    from ..errors import InfercastError
+
+    if spec is None:
+        if prefill_tp is not None or decode_tp is not None:
+            raise InfercastError("--prefill-tp/--decode-tp: only with --disagg PREFILL:DECODE")
+        return None
+    parts = spec.split(":")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise InfercastError(f"--disagg: expected PREFILL:DECODE replica counts >= 1, e.g. 1:3 (got '{spec}')")
+    return {"prefill_replicas": int(parts[0]), "decode_replicas": int(parts[1]), "prefill_tp": prefill_tp,
+            "decode_tp": decode_tp}
+
+
+def _offload(spec: str | None) -> dict | None:
+    from ..errors import InfercastError
+
+    if spec is None:
+        return None
+    tier, _, cap = spec.partition(":")
+    if tier not in ("host", "nvme") or not cap:
+        raise InfercastError(f"--kv-offload: expected host:CAPACITY or nvme:CAPACITY, e.g. host:64GiB (got '{spec}')")
+    return {"tier": tier, "capacity": cap}

@@ -32,9 +32,10 @@ class EventLoop:
     def after(self, delay_s: float, action: Callable[[], None], priority: int = 0) -> None:
         self.at(self.now + delay_s, action, priority)
 
-    def run(self) -> str:
+    def run(self, tick: Callable[[], None] | None = None, every: int = 4096) -> str:
         """Run until no events remain or a bound is hit; returns why it stopped:
-        'idle', 'max_time' or 'max_events' (runs are bounded, never a hang)."""
+        'idle', 'max_time' or 'max_events' (runs are bounded, never a hang). `tick` is called
+        every `every` events (progress reporting)."""
         heap = self._heap
         while heap:
             if heap[0][0] > self.max_time_s:
@@ -45,6 +46,8 @@ class EventLoop:
             self.now = time_s
             self.events += 1
             action()
+            if tick is not None and self.events % every == 0:
+                tick()
         return "idle"
 
     @property

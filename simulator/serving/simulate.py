@@ -32,7 +32,8 @@ def make_config(**kw) -> SimConfig:
         return SimConfig(**kw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "config"
+        name = {"disaggregation": "disagg"}.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else ""
+        flag = "--" + name.replace("_", "-") if name else "config"
         raise InfercastError(f"{flag}: {err['msg']} (got {err.get('input')!r})") from None
 
 
@@ -93,13 +94,19 @@ class Arrivals:
         self.loop.at(req.arrival_s, lambda: self._arrive(req, False), priority=1)
 
 
-def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | None = None) -> SimResult:
+def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | None = None,
+             progress=None) -> SimResult:
+    """Run the requests (or a closed loop of users) through the deployment. `progress(finished,
+    total, simulated_s)` is called now and then (serving.progress.ProgressBar)."""
     if cfg.router not in ROUTERS:
         raise InfercastError(f"--router: '{cfg.router}' is not one of {', '.join(ROUTERS)}")
     check_bounds(cfg.max_time_s, cfg.max_events)
     loop, steps, requests = EventLoop(cfg.max_time_s, cfg.max_events), [], list(requests)
+    finished = [0]
+    total = closed_loop.total if closed_loop is not None else len(requests)
 
     def done(req: Request) -> None:
+        finished[0] += 1
         if closed_loop is not None and len(requests) < closed_loop.total:
             issue(req.user, loop.now + closed_loop.think_time_s)
 
@@ -119,7 +126,7 @@ def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | 
     if closed_loop is not None:
         for u in range(min(closed_loop.users, closed_loop.total)):
             issue(u, 0.0)
-    reason = loop.run()
+    reason = loop.run(None if progress is None else lambda: progress(finished[0], total, loop.now))
     reps, last = [r for p in pools for r in p.replicas], pools[-1]
     return SimResult(requests, steps, loop.now, reason, last.kv_blocks, last.layout.tp,
                      last.dev.peak(last.replicas[0].steps.prec.compute), last.dev.mem_bandwidth, cfg.block_size,
@@ -146,7 +153,7 @@ def _build_pools(cfg: SimConfig, loop: EventLoop, done, record, closed: bool):
     return [pre, dec], hand
 
 
-def run_scenario(sc, base_dir: Path | None = None, **overrides) -> SimResult:
+def run_scenario(sc, base_dir: Path | None = None, progress=None, **overrides) -> SimResult:
     """Simulate a Scenario (serving.scenario); keyword overrides replace deployment fields; a
     relative trace path is read from `base_dir` (the scenario file's folder)."""
     from .sources import ClassSampler, open_loop_requests, trace_requests
@@ -158,14 +165,16 @@ def run_scenario(sc, base_dir: Path | None = None, **overrides) -> SimResult:
         path = Path(sc.trace.path)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        return simulate(trace_requests(path, sc.trace.format), cfg)
+        return simulate(trace_requests(path, sc.trace.format), cfg, progress=progress)
     if sc.arrival.process == "closed_loop":
         sampler = ClassSampler(sc.classes, np.random.default_rng(sc.seed))
-        return simulate([], cfg, ClosedLoop(sc.arrival.users, sc.arrival.think_time_s, sc.num_requests, sampler))
-    return simulate(open_loop_requests(sc), cfg)
+        return simulate([], cfg, ClosedLoop(sc.arrival.users, sc.arrival.think_time_s, sc.num_requests, sampler),
+                        progress)
+    return simulate(open_loop_requests(sc), cfg, progress=progress)
 
 
 def quick(num_requests: int = 100, arrival: str = "poisson", rate: float = 1.0, input_len=1024, output_len=256,
-          seed: int = 0, cv: float = 1.0, **cfg) -> SimResult:
+          seed: int = 0, cv: float = 1.0, progress=None, **cfg) -> SimResult:
     """A simulation from flags: generated requests through `SimConfig(**cfg)`."""
-    return simulate(make_requests(num_requests, arrival, rate, input_len, output_len, seed, cv), make_config(**cfg))
+    return simulate(make_requests(num_requests, arrival, rate, input_len, output_len, seed, cv), make_config(**cfg),
+                    progress=progress)
