@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 
+from simulator.closed_form import whatif
 from simulator.collectives import collective_time
 from simulator.ops import Op
 from simulator.precision import Precision
 from simulator.roofline import op_time
 from simulator.step import device
-from simulator.closed_form import whatif
 
 HW = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "l40s": "l40s", "a100_80g_sxm": "a100-80gb-sxm",
       "a100_80g_pcie": "a100-80gb-pcie", "b200": "b200", "mi300x": "mi300x", "mi325x": "mi325x",
@@ -19,19 +19,36 @@ MODELS = {"GPT-J-6B": "gpt-j-6b", "Llama-2-7B": "llama-2-7b", "Llama-2-70B": "ll
 DTYPE = {"FP8": "fp8", "FP16": "fp16", "BF16": "bf16"}
 
 
+def trtllm_args(row: dict) -> dict:
+    """whatif keyword arguments of a TensorRT-LLM static-batch row: model, hw, tp (= the row's
+    devices), batch, input_len, output_len, dtype and kv_dtype (= the weight precision)."""
+    dtype = DTYPE[row["weight_precision"]]
+    return {"model": MODELS[row["model"]], "hw": HW[row["hw_id"]], "tp": int(row["num_devices"]),
+            "batch": int(row["batch_or_concurrency"]), "input_len": int(row["input_len"]),
+            "output_len": int(row["output_len"]), "dtype": dtype, "kv_dtype": dtype}
+
+
+def per_gpu_divisor(row: dict) -> int:
+    """What a whole-system output throughput is divided by to match the row's scope: the device
+    count for per-GPU rows and for the A100 TP>1 rows, whose scope the source leaves ambiguous
+    (read as per GPU like the H100 table of the same document); 1 for system rows."""
+    return int(row["num_devices"]) if row["scope"].startswith(("per GPU", "AMBIGUOUS")) else 1
+
+
+def trtllm_label(row: dict, model: str, hw: str) -> str:
+    """One-line configuration of a TensorRT-LLM row, with infercast's resolved model and hw ids."""
+    a = trtllm_args(row)
+    return f"{hw} TP{a['tp']} {model} {a['dtype']} b{a['batch']} {a['input_len']}/{a['output_len']}"
+
+
 def trtllm(row: dict) -> tuple[float, str, bool] | None:
     """TensorRT-LLM static batch: batch-1 first-token latency (ms) or output tokens/s (per GPU where
-    the table says so; the A100 TP>1 rows, whose scope the source leaves ambiguous, are read as per
-    GPU like the H100 table of the same document). Memory fit is reported, not enforced."""
-    devices, dtype = int(row["num_devices"]), DTYPE[row["weight_precision"]]
-    r = whatif(model=MODELS[row["model"]], hw=HW[row["hw_id"]], tp=devices, batch=int(row["batch_or_concurrency"]),
-               input_len=int(row["input_len"]), output_len=int(row["output_len"]), dtype=dtype, kv_dtype=dtype,
-               check_memory=False)
-    config = f"{r.hw} TP{devices} {r.model} {dtype} b{r.batch} {r.input_len}/{r.output_len}"
+    the table says so, see per_gpu_divisor). Memory fit is reported, not enforced."""
+    r = whatif(**trtllm_args(row), check_memory=False)
+    config = trtllm_label(row, r.model, r.hw)
     if row["metric"] == "ttft":
         return r.ttft_s * 1e3, config, r.fits
-    per_gpu = row["scope"].startswith(("per GPU", "AMBIGUOUS"))
-    return r.throughput_tok_s / (devices if per_gpu else 1), config, r.fits
+    return r.throughput_tok_s / per_gpu_divisor(row), config, r.fits
 
 
 GEMM = re.compile(r"GEMM \[(\d+)x(\d+)\]x\[(\d+)x(\d+)\]")

@@ -43,7 +43,9 @@ def load_rows(group: str) -> list[dict]:
 
 def run_group(group: str) -> list[Point]:
     if group not in PREDICTORS:
-        raise InfercastError(f"--group: '{group}' has no predictor (have: {', '.join(PREDICTORS)})")
+        from .serving_points import REPORTS
+
+        raise InfercastError(f"--group: '{group}' has no predictor (have: {', '.join([*PREDICTORS, *REPORTS])})")
     points = []
     for row in load_rows(group):
         out = PREDICTORS[group](row)

@@ -21,6 +21,7 @@ class Flight:
     kv_used: int  # blocks in use when it started
     rem: np.ndarray | None = None  # stretches: tokens each row had left to generate
     need: np.ndarray | None = None  # stretches: blocks reserved per row for all k steps
+    head: bool = False  # stretches: step 0 is a mixed step (chunk, decoding), the decode stretch follows
 
     def __post_init__(self):
         self.ends = self.start + np.cumsum(self.dt)  # end time of each step
@@ -34,10 +35,14 @@ class Flight:
         self.dt, self.flops, self.nbytes, self.rows = self.dt[:k], self.flops[:k], self.nbytes[:k], self.rows[:k]
         self.ends = self.ends[:k]
 
-    def tokens_done(self, now: float) -> int:
-        """Decode tokens of the steps that have ended by `now`."""
+    def tokens_done(self, now: float, head_tokens: int = 0) -> int:
+        """Tokens processed by the steps that have ended by `now`: decodes, and in a mixed head step
+        its prompt tokens and first tokens too (`head_tokens` in place of its decode rows)."""
         done = int(np.searchsorted(self.ends, now, side="right"))
-        return int(self.rows[:done].sum()) if done else 0
+        if done == 0:
+            return 0
+        total = int(self.rows[:done].sum())
+        return total + (head_tokens - int(self.rows[0]) if self.head else 0)
 
     def record(self, replica: int) -> tuple:
         """(replica, start_s, duration_s, n_steps, decode_tokens, prefill_tokens, flops, bytes, kv_blocks_used)."""

@@ -1,6 +1,11 @@
 """Serving metrics as tidy DataFrames, with vLLM's benchmark definitions: TTFT = first token -
 arrival; TPOT = (E2E - TTFT) / (output tokens - 1); ITL = gaps between consecutive tokens;
-E2E = finish - arrival; the mean ITL equals TPOT, so ITL is summarised by its maximum. Goodput counts requests that meet both SLOs, per second of makespan."""
+E2E = finish - arrival; the mean ITL equals TPOT, so ITL is summarised by its maximum. Goodput counts requests that meet both SLOs, per second of makespan.
+
+Utilisation (MFU, MBU) is achieved FLOP/s (device-memory bytes/s) per device over the makespan,
+divided by the device's dense peak (memory bandwidth); step records hold per-device FLOPs and
+bytes, so a replica's devices share its figure, and the result is the average over all devices of
+all replicas (over replicas, when every replica has the same TP), idle replicas included."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from .simulate import SimResult
 
 STEP_COLUMNS = ("replica", "start_s", "duration_s", "n_steps", "decode_tokens", "prefill_tokens", "flops", "bytes",
                 "kv_blocks_used")
+REQUEST_COLUMNS = ("rid", "replica", "arrival_s", "input_len", "output_len", "finished", "rejected", "queue_s", "ttft_s",
+                   "tpot_s", "itl_max_s", "e2e_s", "preemptions", "swaps", "prefix_hit_tokens", "kv_tier")
 
 
 def requests_frame(res: SimResult):
@@ -26,9 +33,10 @@ def requests_frame(res: SimResult):
             "tpot_s": ((r.finish_s - r.first_token_s) / (r.output_len - 1)) if done and r.output_len > 1 else np.nan,
             "itl_max_s": r.itl_max_s if done and r.output_len > 1 else np.nan,
             "e2e_s": (r.finish_s - r.arrival_s) if done else np.nan,
-            "preemptions": r.preemptions,
+            "preemptions": r.preemptions, "swaps": r.swaps, "prefix_hit_tokens": r.prefix_hit_tokens,
+            "kv_tier": getattr(r, "kv_tier", "device"),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
 
 
 def steps_frame(res: SimResult):
@@ -37,12 +45,93 @@ def steps_frame(res: SimResult):
     return pd.DataFrame(res.steps, columns=list(STEP_COLUMNS))
 
 
+def replica_layout(res: SimResult) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(TP degree, KV blocks, role) of every replica, by index: from the result's pools (replica
+    indices run through the pools in order), else the single-pool fields. The replica count is the
+    largest of `res.replicas` and the highest index any step or request names, plus one."""
+    n = int(getattr(res, "replicas", 0) or 0)
+    if res.steps:
+        n = max(n, max(int(s[0]) for s in res.steps) + 1)
+    for r in res.requests:
+        n = max(n, int(r.replica) + 1, int(getattr(r, "decode_replica", -1)) + 1)
+    n = max(n, 1)
+    tp = np.full(n, max(int(res.devices_per_replica), 1), dtype=np.int64)
+    blocks = np.full(n, int(res.kv_blocks_per_replica), dtype=np.int64)
+    roles = ["both"] * n
+    i = 0
+    for role, count, ptp, pblocks in getattr(res, "pools", None) or []:
+        for j in range(i, min(i + int(count), n)):
+            tp[j], blocks[j], roles[j] = int(ptp), int(pblocks), str(role)
+        i += int(count)
+    return tp, blocks, roles
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den > 0 and np.isfinite(den) else np.nan
+
+
+def utilisation(res: SimResult) -> dict:
+    """mfu, mbu: achieved FLOP/s and device-memory bytes/s per device over the makespan, over the
+    per-device peak and bandwidth, averaged over devices (idle replicas count); busy_fraction: the
+    share of device time with a step in flight; mfu_busy, mbu_busy: the same ratios over busy time
+    only. NaN where the makespan, peak or bandwidth is zero."""
+    tp, _, _ = replica_layout(res)
+    span = float(res.makespan_s or 0.0)
+    if res.steps:
+        a = np.asarray([s[:9] for s in res.steps], dtype=np.float64)
+        w = tp[a[:, 0].astype(np.int64)]  # devices of the replica each step ran on
+        flops, nbytes, busy = float((a[:, 6] * w).sum()), float((a[:, 7] * w).sum()), float((a[:, 2] * w).sum())
+    else:
+        flops = nbytes = busy = 0.0
+    device_s = span * float(tp.sum())  # device-seconds of the run
+    return {
+        "mfu": _ratio(flops, res.peak_flops * device_s), "mbu": _ratio(nbytes, res.mem_bandwidth * device_s),
+        "busy_fraction": _ratio(busy, device_s),
+        "mfu_busy": _ratio(flops, res.peak_flops * busy), "mbu_busy": _ratio(nbytes, res.mem_bandwidth * busy),
+    }
+
+
+def kv_occupancy(res: SimResult, replica: int | None = None):
+    """KV blocks in use, one row per step event (time_s = its start), by replica then time: a step
+    function whose value holds while that step (or decode stretch) runs. A stretch reserves the
+    blocks of all its steps when it starts, so its value is the stretch's high mark. kv_fraction =
+    kv_blocks_used / the replica's KV blocks (device and offload tier together)."""
+    import pandas as pd
+
+    _, blocks, _ = replica_layout(res)
+    rows = sorted((int(s[0]), float(s[1]), int(s[8])) for s in res.steps if replica is None or int(s[0]) == replica)
+    df = pd.DataFrame(rows, columns=["replica", "time_s", "kv_blocks_used"])
+    total = blocks[df.replica.to_numpy(dtype=np.int64)].astype(np.float64)
+    df["kv_fraction"] = np.divide(df.kv_blocks_used.to_numpy(dtype=np.float64), total,
+                                  out=np.full(len(df), np.nan), where=total > 0)
+    return df[["time_s", "replica", "kv_blocks_used", "kv_fraction"]].reset_index(drop=True)
+
+
+def kv_occupancy_stats(res: SimResult) -> tuple[float, float]:
+    """(time-weighted mean, peak) of the KV fraction in use. The mean is over the makespan, averaged
+    over replicas: each step's value counts for its duration and a replica with no step in flight
+    has no running requests, so its idle time counts as empty (evictable cached prefixes aside)."""
+    tp, blocks, _ = replica_layout(res)
+    span = float(res.makespan_s or 0.0)
+    if not res.steps or span <= 0:
+        return np.nan, np.nan
+    a = np.asarray([s[:9] for s in res.steps], dtype=np.float64)
+    total = blocks[a[:, 0].astype(np.int64)].astype(np.float64)
+    frac = np.divide(a[:, 8], total, out=np.full(len(a), np.nan), where=total > 0)
+    if np.isnan(frac).any():
+        return np.nan, np.nan
+    return float((frac * a[:, 2]).sum() / (span * len(tp))), float(frac.max())
+
+
 def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float = float("inf")) -> dict:
     df = requests_frame(res)
     fin = df[df.finished]
     span = res.makespan_s or float("nan")
     q = lambda col, p: float(np.nanpercentile(fin[col], p)) if len(fin) else float("nan")  # noqa: E731
     good = fin[(fin.ttft_s <= ttft_slo_s) & (fin.tpot_s.fillna(0) <= tpot_slo_s)]
+    util = utilisation(res)
+    kv_mean, kv_peak = kv_occupancy_stats(res)
+    lookups = res.prefix_hits + res.prefix_misses
     return {
         "requests": len(df), "finished": int(df.finished.sum()), "rejected": int(df.rejected.sum()),
         "throughput_tok_s": float((fin.input_len.sum() + fin.output_len.sum()) / span),
@@ -51,4 +140,8 @@ def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float 
         "tpot_p99_s": q("tpot_s", 99), "e2e_p50_s": q("e2e_s", 50), "e2e_p99_s": q("e2e_s", 99),
         "goodput_rps": len(good) / span, "preemptions": int(df.preemptions.sum()), "makespan_s": span,
         "stop_reason": res.stop_reason,
+        "mfu": util["mfu"], "mbu": util["mbu"], "busy_fraction": util["busy_fraction"],
+        "kv_occupancy_mean": kv_mean, "kv_occupancy_peak": kv_peak,
+        "prefix_hit_rate": res.prefix_hits / lookups if lookups else np.nan,
+        "swaps": int(sum(r.swaps for r in res.requests)),
     }

@@ -63,13 +63,16 @@ class Replica:
         self.fly: Flight | None = None
         self._token = 0  # completion events carry it; a cut stretch's old event finds it stale
         self._swap_s = 0.0  # swap transfer seconds of the step being planned
+        self._head_tokens = 0
 
     # -- arrivals --------------------------------------------------------------------------
     def outstanding_tokens(self) -> int:
         """Prompt and output tokens not yet processed (for the least-outstanding-tokens router),
         counting the steps of a decode stretch in flight that have ended by now."""
         fly = self.fly
-        return self.work - (fly.tokens_done(self.loop.now) if fly is not None and fly.rem is not None else 0)
+        if fly is None or fly.rem is None:
+            return self.work
+        return self.work - fly.tokens_done(self.loop.now, self._head_tokens)
 
     def out_len(self, req: Request) -> int:
         return 1 if self.opts.role == "prefill" else req.output_len
@@ -207,13 +210,21 @@ class Replica:
             self.busy = False
             return
         self.busy = True
-        if self.opts.stretch and not chunk.any() and n_dec == len(b) and self._start_stretch():
-            return
+        if not chunk.any() and n_dec == len(b):  # pure decode: a stretch
+            if self.opts.stretch and self._start_flight(None, b.output_len - b.generated, b.context, 0):
+                return
         rows = np.nonzero(chunk)[0]
-        finishing = int((b.prefilled[rows] + chunk[rows] == b.target[rows]).sum())
+        ends_prompt = (chunk > 0) & (b.prefilled + chunk >= b.target)
         t, f, nbytes = self.steps.cost(list(zip(chunk[rows].tolist(), b.prefilled[rows].tolist())),
-                                       b.context[decoding], n_dec + finishing)
+                                       b.context[decoding], n_dec + int(ends_prompt.sum()))
         t = max(t, self._tier_fetch_s()) + self._swap_s
+        head = (t, f, nbytes, n_dec, chunk, decoding)
+        emit = (decoding | ends_prompt).astype(np.int64)
+        self._head_tokens = int(chunk.sum()) + int(emit.sum())  # what the head step takes off `work`
+        if self.opts.stretch and not self.waiting and (decoding | ends_prompt).all():
+            # every row decodes after this step: run the decode stretch that follows in the same event
+            if self._start_flight(head, b.output_len - b.generated - emit, b.context + emit, emit):
+                return
         self.fly = Flight(self.loop.now, np.array([t]), np.array([f]), np.array([nbytes]), np.array([n_dec]), chunk,
                           decoding, self._used())
         self._schedule(self.loop.now + t)
@@ -240,30 +251,39 @@ class Replica:
         token = self._token
         self.loop.at(t, lambda: self._complete(token))
 
-    def _stretch_need(self, rem: np.ndarray, k: int) -> np.ndarray:
+    def _stretch_need(self, rem: np.ndarray, k: int, extra=0) -> np.ndarray:
+        """Blocks each row needs beyond those it holds for k more decode steps (`extra` tokens it
+        gains before them)."""
         b = self.run
-        return np.maximum(self.blocks.blocks_for(b.own_tokens + np.minimum(rem, k) - 1) - b.held, 0)
+        return np.maximum(self.blocks.blocks_for(b.own_tokens + extra + np.minimum(rem, k) - 1) - b.held, 0)
 
-    def _start_stretch(self) -> bool:
-        """Plan up to STRETCH_MAX decode steps in one event: through requests finishing when nobody
-        waits (else up to the first finish), as far as the free KV blocks reach."""
-        b = self.run
-        rem = b.output_len - b.generated
+    def _start_flight(self, head: tuple | None, rem: np.ndarray, ctx: np.ndarray, extra) -> bool:
+        """Plan up to `horizon` pure-decode steps in one event, after the mixed step `head` when there
+        is one: through requests finishing when nobody waits (else up to the first finish), as far
+        as the free KV blocks reach. `rem`, `ctx`: tokens left and context of each row after `head`."""
         through = self.opts.through_finishes and not self.waiting
         k = min(int(rem.max() if through else rem.min()), self.horizon)
-        while k > 1 and int(self._stretch_need(rem, k).sum()) > self.cache.available():
+        while k > 1 and int(self._stretch_need(rem, k, extra).sum()) > self.cache.available():
             k //= 2
-        if k <= 1:
+        if k < (1 if head else 2):
             return False
-        need = self._stretch_need(rem, k)
+        need = self._stretch_need(rem, k, extra)
+        if int(need.sum()) > self.cache.available():
+            return False
         self._take(int(need.sum()))
-        rows, keys = stretch_profile(b.context, rem, k, self.steps.model.sliding_window)
+        rows, keys = stretch_profile(ctx, rem, k, self.steps.model.sliding_window)
         dt, flops, nbytes = self.steps.decode_steps(rows, keys)
         dt = np.maximum(dt, self._tier_fetch_s())  # blocks for all k steps are taken: an upper bound
-        dt[0] += self._swap_s
-        n = len(b)
-        self.fly = Flight(self.loop.now, dt, flops, nbytes, rows, np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool),
-                          self._used(), rem, need)
+        n = len(self.run)
+        if head is None:
+            dt[0] += self._swap_s
+            chunk, decoding = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+        else:
+            t, f, nb, n_dec, chunk, decoding = head
+            dt, flops, nbytes = np.r_[t, dt], np.r_[f, flops], np.r_[nb, nbytes]
+            rows = np.r_[n_dec, rows]
+        self.fly = Flight(self.loop.now, dt, flops, nbytes, rows, chunk, decoding, self._used(), rem, need,
+                          head is not None)
         self._schedule(self.loop.now + float(dt.sum()))
         return True
 
@@ -271,18 +291,21 @@ class Replica:
         if token != self._token:
             return  # a stretch cut short: its original end is stale
         fly, self.fly = self.fly, None
-        if fly.rem is None:
-            self._finish_step(fly)
-        else:
+        finish = np.full(len(self.run), np.nan)  # finish time of each row that finished
+        if fly.rem is None or fly.head:
+            self._apply_head(fly, float(fly.ends[0]), finish)
+        if fly.rem is not None:
             if fly.k == fly.planned:  # ran to its planned end: plan longer ones
                 self.horizon = min(2 * self.horizon, STRETCH_MAX)
-            self._finish_stretch(fly)
+            self._apply_tail(fly, finish)
+        self._retire(finish)
         if self.on_step is not None:
             self.on_step(self, fly)
         self._step()
 
-    def _finish_step(self, fly: Flight) -> None:
-        b, now = self.run, self.loop.now
+    def _apply_head(self, fly: Flight, now: float, finish: np.ndarray) -> None:
+        """The flight's single (possibly mixed) first step ended at `now`."""
+        b = self.run
         b.prefilled += fly.chunk
         prefilled = (fly.chunk > 0) & (b.prefilled >= b.target)
         emit = fly.decoding | prefilled
@@ -295,8 +318,7 @@ class Replica:
         self.work -= int(fly.chunk.sum()) + int(emit.sum())
         for i in np.nonzero(prefilled & (b.prefix >= 0) & (b.shared == 0))[0].tolist():
             self._share_prefix(i)
-        done = emit & (b.generated >= b.output_len)
-        self._retire(done, np.full(len(b), now))
+        finish[emit & (b.generated >= b.output_len)] = now
 
     def _share_prefix(self, i: int) -> None:
         """Row i just prefilled its prompt: hand its prefix blocks to the prefix cache."""
@@ -305,21 +327,29 @@ class Replica:
         b.held[i] -= blocks
         b.shared[i] = blocks * self.blocks.block_size
 
-    def _finish_stretch(self, fly: Flight) -> None:
-        b, k, rem = self.run, fly.k, fly.rem
+    def _apply_tail(self, fly: Flight, finish: np.ndarray) -> None:
+        """The flight's pure-decode steps (all of them, or those after its head) ended."""
+        b, h = self.run, int(fly.head)
+        dt, ends, rem = fly.dt[h:], fly.ends[h:], fly.rem
+        k = len(dt)
         final = self._stretch_need(rem, k)
         self.blocks.free += int(fly.need.sum() - final.sum())  # give back what a cut stretch left unused
         b.held += final
+        if k == 0:
+            return
         steps = np.minimum(rem, k)  # steps each row took part in
-        ends = fly.ends
-        inner = np.maximum.accumulate(np.concatenate(([0.0], fly.dt[1:])))  # largest gap inside, by step
-        b.itl_max[:] = np.maximum(b.itl_max, np.maximum(ends[0] - b.last_s, inner[steps - 1]))
-        b.last_s[:] = ends[steps - 1]
+        live = steps > 0
+        inner = np.maximum.accumulate(np.concatenate(([0.0], dt[1:])))  # largest gap inside, by step
+        gap = np.maximum(b.itl_max, np.maximum(ends[0] - b.last_s, inner[steps - 1]))
+        b.itl_max[:] = np.where(live, gap, b.itl_max)
+        b.last_s[:] = np.where(live, ends[steps - 1], b.last_s)
         b.generated += steps
         self.work -= int(steps.sum())
-        self._retire(b.generated >= b.output_len, b.last_s)
+        done = live & (b.generated >= b.output_len)
+        finish[done] = b.last_s[done]
 
-    def _retire(self, done: np.ndarray, finish: np.ndarray) -> None:
+    def _retire(self, finish: np.ndarray) -> None:
+        done = ~np.isnan(finish)
         if not done.any():
             return
         b = self.run

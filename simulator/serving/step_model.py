@@ -11,6 +11,8 @@ A cost is (seconds, FLOPs, device-memory bytes) per device; FLOPs and bytes feed
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..attention_cost import attention_ops, causal_pairs, tiled_key_reads
@@ -70,6 +72,16 @@ class StepModel:
         compute = flops / (self._peak * evaluate(cal.attention.efficiency, flops))
         memory = nbytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, nbytes))
         return self._count * (combine(compute, memory, cal.overlap_norm) + cal.attention.overhead)
+
+    def _attention1(self, flops: float, nbytes: float) -> float:
+        """_attention for one step, in plain floats (the hot path of mixed steps)."""
+        cal = self.dev.cal
+        ce, me = evaluate(cal.attention.efficiency, flops), evaluate(cal.memory.efficiency, nbytes)
+        compute = flops / (self._peak * float(ce))
+        memory = nbytes / (self.dev.mem_bandwidth * float(me))
+        p, big = cal.overlap_norm, max(compute, memory, 1e-30)
+        both = big if math.isinf(p) else big * ((compute / big) ** p + (memory / big) ** p) ** (1.0 / p)
+        return self._count * (both + cal.attention.overhead)
 
     def decode_attention(self, keys, rows):
         """Seconds of decode attention over `keys` cached keys (scalar or array) and `rows` rows."""
@@ -135,7 +147,7 @@ class StepModel:
             pairs = float(causal_pairs(np.array([c for c, _ in chunks]), np.array([p for _, p in chunks]), w).sum())
         reads = sum(tiled_key_reads(c, p, self.tile, w) for c, p in chunks)
         flops, nbytes = self._pa * pairs, self._pb * reads + self._pc * sum(c for c, _ in chunks)
-        return float(self._attention(flops, nbytes)), self._count * flops, self._count * nbytes
+        return self._attention1(flops, nbytes), self._count * flops, self._count * nbytes
 
     def cost(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> tuple:
         """(seconds, FLOPs, bytes) of one step: prefill `chunks` (new tokens, cached tokens before
@@ -151,8 +163,7 @@ class StepModel:
         if rows:
             keys = float(self._keys(decode_contexts))
             flops, nbytes = self._a * keys, self._b * keys + self._c * rows
-            parts += [self.by_rows(-rows), (float(self._attention(flops, nbytes)), self._count * flops,
-                                            self._count * nbytes)]
+            parts += [self.by_rows(-rows), (self._attention1(flops, nbytes), self._count * flops, self._count * nbytes)]
         return tuple(float(sum(x)) for x in zip(*parts))
 
     def time(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> float:
