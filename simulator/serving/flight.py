@@ -26,6 +26,7 @@ class Flight:
     def __post_init__(self):
         self.ends = self.start + np.cumsum(self.dt)  # end time of each step
         self.planned = len(self.dt)
+        self._cum_rows = None
 
     @property
     def k(self) -> int:
@@ -34,6 +35,7 @@ class Flight:
     def truncate(self, k: int) -> None:
         self.dt, self.flops, self.nbytes, self.rows = self.dt[:k], self.flops[:k], self.nbytes[:k], self.rows[:k]
         self.ends = self.ends[:k]
+        self._cum_rows = None
 
     def tokens_done(self, now: float, head_tokens: int = 0) -> int:
         """Tokens processed by the steps that have ended by `now`: decodes, and in a mixed head step
@@ -41,8 +43,9 @@ class Flight:
         done = int(np.searchsorted(self.ends, now, side="right"))
         if done == 0:
             return 0
-        total = int(self.rows[:done].sum())
-        return total + (head_tokens - int(self.rows[0]) if self.head else 0)
+        if self._cum_rows is None:
+            self._cum_rows = np.cumsum(self.rows)
+        return int(self._cum_rows[done - 1]) + (head_tokens - int(self.rows[0]) if self.head else 0)
 
     def record(self, replica: int) -> tuple:
         """(replica, start_s, duration_s, n_steps, decode_tokens, prefill_tokens, flops, bytes, kv_blocks_used)."""

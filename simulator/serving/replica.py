@@ -263,12 +263,11 @@ class Replica:
         as the free KV blocks reach. `rem`, `ctx`: tokens left and context of each row after `head`."""
         through = self.opts.through_finishes and not self.waiting
         k = min(int(rem.max() if through else rem.min()), self.horizon)
-        while k > 1 and int(self._stretch_need(rem, k, extra).sum()) > self.cache.available():
-            k //= 2
-        if k < (1 if head else 2):
-            return False
         need = self._stretch_need(rem, k, extra)
-        if int(need.sum()) > self.cache.available():
+        while k > 1 and int(need.sum()) > self.cache.available():
+            k //= 2
+            need = self._stretch_need(rem, k, extra)
+        if k < (1 if head else 2) or int(need.sum()) > self.cache.available():
             return False
         self._take(int(need.sum()))
         rows, keys = stretch_profile(ctx, rem, k, self.steps.model.sliding_window)
@@ -280,8 +279,8 @@ class Replica:
             chunk, decoding = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
         else:
             t, f, nb, n_dec, chunk, decoding = head
-            dt, flops, nbytes = np.r_[t, dt], np.r_[f, flops], np.r_[nb, nbytes]
-            rows = np.r_[n_dec, rows]
+            dt, flops, nbytes, rows = (np.concatenate(([x], a)) for x, a in ((t, dt), (f, flops), (nb, nbytes),
+                                                                                (n_dec, rows)))
         self.fly = Flight(self.loop.now, dt, flops, nbytes, rows, chunk, decoding, self._used(), rem, need,
                           head is not None)
         self._schedule(self.loop.now + float(dt.sum()))

@@ -35,3 +35,25 @@ def test_unknown_scenario_is_one_line(capsys):
     assert run(["simulate", "no-such-scenario"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "chat" in err
+
+
+def test_disaggregated_offloaded_run_from_flags_with_a_chrome_trace(tmp_path, capsys):
+    trace = tmp_path / "steps.json"
+    argv = ["simulate", "--num-requests", "40", "--rate", "4", "--disagg", "1:2", "--kv-offload", "host:32GiB",
+            "--preemption", "swap", "--no-prefix-caching", "--chrome-trace", str(trace), "--format", "json"]
+    assert run(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["finished"] == 40
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert {e["pid"] for e in events if e["ph"] == "X"} <= {0, 1, 2}
+    before = trace.read_text()
+    assert run(argv) == 2  # never overwrites a file
+    assert "exists" in capsys.readouterr().err and trace.read_text() == before
+
+
+def test_bad_new_flags_are_one_line_errors(capsys):
+    for argv in (["--disagg", "1"], ["--disagg", "0:2"], ["--kv-offload", "disk:1GB"], ["--kv-offload", "host:lots"],
+                 ["--preemption", "drop"], ["--prefill-tp", "2"]):
+        assert run(["simulate", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: "), err
