@@ -58,9 +58,8 @@ def simulate_command(
 ) -> None:
     """Simulate requests through continuously batched replicas: a scenario file, or a quick run from flags."""
     from ..errors import InfercastError
-    from .metrics import requests_frame, summary
-    from .scenario import load_scenario
     from .progress import ProgressBar
+    from .scenario import load_scenario
     from .simulate import quick, run_scenario
 
     over = dict(model=model, hw=hw, tp=tp, replicas=replicas, max_batch=max_batch,
@@ -69,31 +68,45 @@ def simulate_command(
                 kv_offload=_offload(kv_offload))
     if chrome_trace is not None and Path(chrome_trace).exists():
         raise InfercastError(f"--chrome-trace: {chrome_trace} exists; infercast does not overwrite files, pick a new path")
+    _at_least_one(tp=tp, max_batch=max_batch, max_batched_tokens=max_batched_tokens, num_requests=num_requests,
+                  input_len=input_len, output_len=output_len)
     bar = ProgressBar() if progress else None
-    for flag, v in (("--tp", tp), ("--max-batch", max_batch), ("--max-batched-tokens", max_batched_tokens),
-                    ("--num-requests", num_requests), ("--input-len", input_len), ("--output-len", output_len)):
-        if v is not None and v < 1:
-            raise InfercastError(f"{flag}: must be >= 1 (got {v})")
-    if scenario is not None:
-        sc, path = load_scenario(scenario)
-        res = run_scenario(sc, path.parent, bar, **over)
-        ttft_slo = sc.slo.ttft_s if ttft_slo is None else ttft_slo
-        tpot_slo = sc.slo.tpot_s if tpot_slo is None else tpot_slo
-        title = f"{sc.name}: {len(res.requests)} requests"
-    else:
-        cfg = {**QUICK, **{k: v for k, v in over.items() if v is not None}}
-        res = quick(num_requests, arrival.value, rate, input_len, output_len, seed, cv, bar, **cfg)
-        title = f"{cfg['model']} on {cfg['replicas']}x {cfg['hw']} TP{cfg['tp']}, {num_requests} requests, {arrival.value}"
-    if bar is not None:
-        bar.close()
+    try:
+        if scenario is not None:
+            sc, path = load_scenario(scenario)
+            res = run_scenario(sc, path.parent, bar, **over)
+            slo = (sc.slo.ttft_s if ttft_slo is None else ttft_slo, sc.slo.tpot_s if tpot_slo is None else tpot_slo)
+            title = f"{sc.name}: {len(res.requests)} requests"
+        else:
+            cfg = {**QUICK, **{k: v for k, v in over.items() if v is not None}}
+            res = quick(num_requests, arrival.value, rate, input_len, output_len, seed, cv, bar, **cfg)
+            slo = (ttft_slo, tpot_slo)
+            title = f"{cfg['model']} on {cfg['replicas']}x {cfg['hw']} TP{cfg['tp']}, {num_requests} requests, {arrival.value}"
+    finally:
+        if bar is not None:
+            bar.close()
     if chrome_trace is not None:
         from .chrome_trace import write_chrome_trace
 
         write_chrome_trace(res, chrome_trace)
+    _emit(res, format, title, *(float("inf") if x is None else x for x in slo))
+
+
+def _at_least_one(**flags) -> None:
+    from ..errors import InfercastError
+
+    for name, v in flags.items():
+        if v is not None and v < 1:
+            raise InfercastError(f"--{name.replace('_', '-')}: must be >= 1 (got {v})")
+
+
+def _emit(res, format: Format, title: str, ttft_slo: float, tpot_slo: float) -> None:
+    from .metrics import requests_frame, summary
+
     if format is Format.csv:
         print(requests_frame(res).to_csv(index=False), end="")
         return
-    s = summary(res, ttft_slo if ttft_slo is not None else float("inf"), tpot_slo if tpot_slo is not None else float("inf"))
+    s = summary(res, ttft_slo, tpot_slo)
     if format is Format.json:
         print(json.dumps(s, indent=2))
         return

@@ -20,7 +20,13 @@ class ProgressBar:
             if time.perf_counter() - self.t0 < SHOW_AFTER_S or not (self.force or sys.stderr.isatty()):
                 return
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("requests, {task.fields[sim]} simulated"), TimeElapsedColumn(),
