@@ -59,8 +59,7 @@ def simulate_command(
     """Simulate requests through continuously batched replicas: a scenario file, or a quick run from flags."""
     from ..errors import InfercastError
     from .progress import ProgressBar
-    from .scenario import load_scenario
-    from .simulate import quick, run_scenario
+    from .simulate import quick
 
     over = dict(model=model, hw=hw, tp=tp, replicas=replicas, max_batch=max_batch,
                 max_batched_tokens=max_batched_tokens, dtype=dtype, router=router, preemption=preemption,
@@ -73,10 +72,7 @@ def simulate_command(
     bar = ProgressBar() if progress else None
     try:
         if scenario is not None:
-            sc, path = load_scenario(scenario)
-            res = run_scenario(sc, path.parent, bar, **over)
-            slo = (sc.slo.ttft_s if ttft_slo is None else ttft_slo, sc.slo.tpot_s if tpot_slo is None else tpot_slo)
-            title = f"{sc.name}: {len(res.requests)} requests"
+            res, title, slo = _run_scenario(scenario, over, bar, ttft_slo, tpot_slo)
         else:
             cfg = {**QUICK, **{k: v for k, v in over.items() if v is not None}}
             res = quick(num_requests, arrival.value, rate, input_len, output_len, seed, cv, bar, **cfg)
@@ -90,6 +86,17 @@ def simulate_command(
 
         write_chrome_trace(res, chrome_trace)
     _emit(res, format, title, *(float("inf") if x is None else x for x in slo))
+
+
+def _run_scenario(ref: str, over: dict, bar, ttft_slo, tpot_slo):
+    """(result, title, (TTFT SLO, TPOT SLO)) of a scenario file; SLO flags override the file's."""
+    from .scenario import load_scenario
+    from .simulate import run_scenario
+
+    sc, path = load_scenario(ref)
+    res = run_scenario(sc, path.parent, bar, **over)
+    slo = (sc.slo.ttft_s if ttft_slo is None else ttft_slo, sc.slo.tpot_s if tpot_slo is None else tpot_slo)
+    return res, f"{sc.name}: {len(res.requests)} requests", slo
 
 
 def _at_least_one(**flags) -> None:
