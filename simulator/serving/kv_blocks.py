@@ -20,7 +20,3 @@ class BlockPool:
 
     def fits_ever(self, tokens: int) -> bool:
         return self.blocks_for(tokens) <= self.total - self.reserve
-
-    @property
-    def used_fraction(self) -> float:
-        return 1.0 - self.free / self.total if self.total else 0.0

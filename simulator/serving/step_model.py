@@ -83,10 +83,6 @@ class StepModel:
         both = big if math.isinf(p) else big * ((compute / big) ** p + (memory / big) ** p) ** (1.0 / p)
         return self._count * (both + cal.attention.overhead)
 
-    def decode_attention(self, keys, rows):
-        """Seconds of decode attention over `keys` cached keys (scalar or array) and `rows` rows."""
-        return self._attention(self._a * keys, self._b * keys + self._c * rows)
-
     def _keys(self, contexts: np.ndarray):
         w = self.model.sliding_window
         return (contexts if w is None else np.minimum(contexts, w)).sum(axis=-1)
@@ -129,12 +125,6 @@ class StepModel:
         flops, nbytes = self._a * keys, self._b * keys + self._c * rows
         dt = base[:, 0] + np.where(rows > 0, self._attention(flops, nbytes), 0.0)
         return dt, base[:, 1] + self._count * flops, base[:, 2] + self._count * nbytes
-
-    def decode_stretch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
-        """Seconds of each of `steps` consecutive pure-decode steps of one batch whose contexts start
-        at `contexts` and grow by one token a step (shape (steps,))."""
-        grid = contexts[None, :] + np.arange(steps, dtype=np.int64)[:, None]  # (steps, B)
-        return self.decode_steps(np.full(steps, len(contexts)), self._keys(grid).astype(np.float64))[0]
 
     def _prefill_attention(self, chunks: list[tuple[int, int]]) -> tuple[float, float, float]:
         if self.model.mla is not None:  # decompressing kv_b depends on the keys: build the ops
