@@ -9,7 +9,8 @@ recomputed later. Shared prompt prefixes are cached (prefix_cache.py).
 
 Stretches of pure decode run as one event (flight.py) - exactly the same result as step by step:
 a stretch runs through requests finishing when nobody waits, and an arrival cuts it at the end of
-the step in progress (it joins at the next step boundary, as in an engine)."""
+the step in progress (it joins at the next step boundary, as in an engine). Rows live in absolute
+step coordinates (batch.py), so a stretch touches no row until one joins or leaves."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .batch import RunningBatch
+from .batch import PREFILL, RunningBatch, StepLog
 from .events import EventLoop
 from .flight import Flight, stretch_profile
 from .kv_blocks import BlockPool
@@ -54,25 +55,25 @@ class Replica:
         self.cache = PrefixCache(pool, opts.prefix_caching)
         self.swap_free, self.swap_s_per_block = opts.swap_blocks, opts.swap_s_per_block
         self.device_blocks = pool.total if opts.device_blocks is None else opts.device_blocks
+        self.window = steps.model.sliding_window
         # (request, generated, blocks of KV held elsewhere, whether they are in host swap space)
         self.waiting: deque[tuple[Request, int, int, bool]] = deque()
         self.work = 0  # tokens to process, waiting and running, as of the last step boundary
         self.horizon = 64  # steps planned per stretch; adapts to how long stretches run before a cut
         self.run = RunningBatch()
+        self.log = StepLog()
+        self.sn = 0  # steps completed
         self.busy = self._kicked = False
         self.fly: Flight | None = None
         self._token = 0  # completion events carry it; a cut stretch's old event finds it stale
         self._swap_s = 0.0  # swap transfer seconds of the step being planned
-        self._head_tokens = 0
 
     # -- arrivals --------------------------------------------------------------------------
     def outstanding_tokens(self) -> int:
         """Prompt and output tokens not yet processed (for the least-outstanding-tokens router),
-        counting the steps of a decode stretch in flight that have ended by now."""
+        counting the steps in flight that have ended by now."""
         fly = self.fly
-        if fly is None or fly.rem is None:
-            return self.work
-        return self.work - fly.tokens_done(self.loop.now, self._head_tokens)
+        return self.work if fly is None else self.work - fly.tokens_done(self.loop.now)
 
     def out_len(self, req: Request) -> int:
         return 1 if self.opts.role == "prefill" else req.output_len
@@ -100,7 +101,7 @@ class Replica:
         if not self.busy and not self._kicked:  # start once every arrival of this instant is queued
             self._kicked = True
             self.loop.at(self.loop.now, self._kick, priority=2)
-        elif self.fly is not None and self.fly.rem is not None:
+        elif self.fly is not None and self.fly.need is not None:
             self._cut()
 
     def _kick(self) -> None:
@@ -111,7 +112,7 @@ class Replica:
     def _cut(self) -> None:
         """End the stretch in flight at the end of the step in progress."""
         fly = self.fly
-        k = int(np.searchsorted(fly.ends, self.loop.now, side="right")) + 1
+        k = int(fly.ends.searchsorted(self.loop.now, side="right")) + 1
         if k < fly.k:
             fly.truncate(k)
             self.horizon = max(16, 2 * k)
@@ -133,10 +134,10 @@ class Replica:
         self.blocks.free -= blocks
 
     def _preempt_latest(self) -> None:
-        b, i = self.run, len(self.run) - 1
-        req, generated = b.save(i), int(b.generated[i])
-        tokens = int(b.input_len[i]) + generated
-        swap = self.blocks.blocks_for(tokens) if b.decoding[i] else 0
+        b, i, sn = self.run, len(self.run) - 1, self.sn
+        generated, work = b.generated(i, sn), b.work(i, sn)
+        req = b.save(i, sn, self.log)
+        swap = self.blocks.blocks_for(int(b.input_len[i]) + generated) if b.since[i] <= sn else 0
         if not (0 < swap <= self.swap_free):
             swap = 0  # recompute: drop the KV, prefill prompt and generated tokens again later
         self.swap_free -= swap
@@ -144,24 +145,23 @@ class Replica:
         req.preemptions += 1
         req.swaps += bool(swap)
         self._release(i)
-        self.work -= int(b.work()[i])
+        self.work -= work
         b.keep(np.arange(len(b)) < i)
         self._enqueue(req, generated, swap, True, front=True)
 
-    def _grow_decodes(self) -> np.ndarray:
-        """Blocks for this step's token of every decoding row; preempt the latest rows until they fit."""
+    def _grow_decodes(self, s0: int) -> None:
+        """Blocks for step s0's token of every decoding row; preempt the latest rows until they fit."""
         while len(self.run):
             b = self.run
-            need = np.where(b.decoding, np.maximum(self.blocks.blocks_for(b.own_tokens) - b.held, 0), 0)
+            need = np.maximum(self.blocks.blocks_for(b.own_tokens(s0)) - b.held, 0)
             total = int(need.sum())
             if total <= self.cache.available():
                 b.held += need
                 self._take(total)
-                return b.decoding
+                return
             self._preempt_latest()
-        return np.zeros(0, dtype=bool)
 
-    def _admit(self, budget: int) -> None:
+    def _admit(self, budget: int, s0: int) -> None:
         while self.waiting and budget > 0 and len(self.run) < self.max_batch:
             req, generated, kv, host = self.waiting[0]
             target = req.input_len + generated
@@ -172,62 +172,86 @@ class Replica:
                     self.cache.release(req.prefix_id)
                 break
             self.waiting.popleft()
-            self.work -= (0 if kv else target) + self.out_len(req) - generated
+            out = self.out_len(req)
+            self.work -= (0 if kv else target) + out - generated
             self._take(need)
-            self.run.add(req, target, generated, need, shared, req.prefix_id, self.out_len(req))
-            if kv:  # the KV is swapped back in or was handed over: no prefill left
-                self.run.prefilled[-1] = target
+            # with its KV (swapped in, handed over) or its whole prompt cached, it decodes in this step
+            direct = bool(kv) or shared >= target
+            self.run.add(req, target, generated, need, shared, req.prefix_id, out, s0 if direct else None)
             if host:
                 self.swap_free += kv
                 self._swap_s += kv * self.swap_s_per_block
             req.prefix_hit_tokens += shared
-            self.work += int(self.run.work()[-1])
+            self.work += self.run.work(len(self.run) - 1, s0)
             if req.scheduled_s is None:
                 req.scheduled_s = self.loop.now
-            budget -= target - int(self.run.prefilled[-1])
+            budget -= 0 if direct else target - shared
 
     # -- steps -----------------------------------------------------------------------------
-    def _plan(self) -> tuple[np.ndarray, np.ndarray]:
-        """(decode mask, prefill chunk per row) of the next step."""
+    def _plan(self, s0: int) -> tuple[int, list[tuple[int, int]]]:
+        """(rows decoding, [(row, prefill chunk)]) of step s0."""
         self._swap_s = 0.0
-        decoding = self._grow_decodes()
-        budget = self.max_tokens - int(decoding.sum())
-        rem = self.run.target - self.run.prefilled
-        if budget > 0 and (rem.sum() < budget):
-            self._admit(budget - int(rem.sum()))
+        self._grow_decodes(s0)
         b = self.run
-        # rows admitted with their KV (swapped in, handed over) decode in this step, as in vLLM
-        decoding = np.concatenate([decoding, b.decoding[len(decoding):]])
-        rem = b.target - b.prefilled
-        before = np.cumsum(rem) - rem
-        chunk = np.clip(budget - before, 0, rem)
-        return decoding, chunk
+        budget = self.max_tokens - int((b.since <= s0).sum())
+        left = int((b.target - b.prefilled).sum())
+        if budget > 0 and left < budget:
+            self._admit(budget - left, s0)
+            b = self.run
+        chunks, before = [], 0
+        prefilling = np.flatnonzero(b.since == PREFILL).tolist()
+        for i in prefilling:
+            rem = int(b.target[i] - b.prefilled[i])
+            c = min(max(budget - before, 0), rem)
+            before += rem
+            if c > 0:
+                chunks.append((i, c))
+        return len(b) - len(prefilling), chunks
 
     def _step(self) -> None:
-        decoding, chunk = self._plan()
-        n_dec, b = int(decoding.sum()), self.run
-        if n_dec == 0 and not chunk.any():
+        s0 = self.sn
+        n_dec, chunks = self._plan(s0)
+        b = self.run
+        if n_dec == 0 and not chunks:
             self.busy = False
             return
         self.busy = True
-        if not chunk.any() and n_dec == len(b):  # pure decode: a stretch
-            if self.opts.stretch and self._start_flight(None, b.output_len - b.generated, b.context, 0):
+        if not chunks and n_dec == len(b):  # pure decode: a stretch
+            if self.opts.stretch and self._start_flight(None, s0, 0):
                 return
-        rows = np.nonzero(chunk)[0]
-        ends_prompt = (chunk > 0) & (b.prefilled + chunk >= b.target)
-        t, f, nbytes = self.steps.cost(list(zip(chunk[rows].tolist(), b.prefilled[rows].tolist())),
-                                       b.context[decoding], n_dec + int(ends_prompt.sum()))
+        done_prompt = [i for i, c in chunks if b.prefilled[i] + c >= b.target[i]]
+        t, f, nbytes = self.steps.cost_keys([(c, int(b.prefilled[i])) for i, c in chunks], n_dec,
+                                            self._keys(s0), n_dec + len(done_prompt))
         t = max(t, self._tier_fetch_s()) + self._swap_s
-        head = (t, f, nbytes, n_dec, chunk, decoding)
-        emit = (decoding | ends_prompt).astype(np.int64)
-        self._head_tokens = int(chunk.sum()) + int(emit.sum())  # what the head step takes off `work`
-        if self.opts.stretch and not self.waiting and (decoding | ends_prompt).all():
+        prefill = sum(c for _, c in chunks)
+        head = (t, f, nbytes, n_dec, prefill + n_dec + len(done_prompt))  # a column of Flight.steps
+        for i, c in chunks:  # the head's effect on its rows: nothing reads them before it ends
+            b.prefilled[i] += c
+        for i in done_prompt:
+            b.start_decoding(i, s0)
+            if b.prefix[i] >= 0 and b.shared[i] == 0:
+                self._share_prefix(i)
+        if self.opts.stretch and not self.waiting and n_dec + len(done_prompt) == len(b):
             # every row decodes after this step: run the decode stretch that follows in the same event
-            if self._start_flight(head, b.output_len - b.generated - emit, b.context + emit, emit):
+            if self._start_flight(head, s0 + 1, prefill):
                 return
-        self.fly = Flight(self.loop.now, np.array([t]), np.array([f]), np.array([nbytes]), np.array([n_dec]), chunk,
-                          decoding, self._used())
-        self._schedule(self.loop.now + t)
+        self.fly = Flight(self.loop.now, s0, np.array(head, dtype=np.float64)[:, None], prefill, self._used())
+        self._schedule(float(self.fly.ends[-1]))
+
+    def _keys(self, s: int) -> float:
+        """Keys the decoding rows attend in step s (after any sliding window)."""
+        b = self.run
+        c0 = b.c0[b.since <= s]
+        if self.window is None:
+            return float(int(c0.sum()) + len(c0) * s)
+        return float(np.minimum(c0 + s, self.window).sum())
+
+    def _share_prefix(self, i: int) -> None:
+        """Row i just prefilled its prompt: hand its prefix blocks to the prefix cache."""
+        b = self.run
+        blocks = self.cache.insert(int(b.prefix[i]), b.reqs[i].prefix_len)
+        b.held[i] -= blocks
+        b.shared[i] = blocks * self.blocks.block_size
 
     def _tier_fetch_s(self) -> float:
         """Seconds to read this step's tier-resident KV over the link. Cold KV goes to the tier first
@@ -251,110 +275,74 @@ class Replica:
         token = self._token
         self.loop.at(t, lambda: self._complete(token))
 
-    def _stretch_need(self, rem: np.ndarray, k: int, extra=0) -> np.ndarray:
-        """Blocks each row needs beyond those it holds for k more decode steps (`extra` tokens it
-        gains before them)."""
+    def _blocks_through(self, end: int) -> np.ndarray:
+        """Blocks each decoding row needs for its tokens of the steps before `end`."""
         b = self.run
-        return np.maximum(self.blocks.blocks_for(b.own_tokens + extra + np.minimum(rem, k) - 1) - b.held, 0)
+        return self.blocks.blocks_for(b.c0 - b.shared + np.minimum(b.fin, end) - 1)
 
-    def _start_flight(self, head: tuple | None, rem: np.ndarray, ctx: np.ndarray, extra) -> bool:
-        """Plan up to `horizon` pure-decode steps in one event, after the mixed step `head` when there
-        is one: through requests finishing when nobody waits (else up to the first finish), as far
-        as the free KV blocks reach. `rem`, `ctx`: tokens left and context of each row after `head`."""
+    def _start_flight(self, head: tuple | None, s: int, prefill: int) -> bool:
+        """Plan up to `horizon` pure-decode steps from step s in one event, after the mixed step
+        `head` when there is one: through requests finishing when nobody waits (else up to the
+        first finish), as far as the free KV blocks reach."""
+        b = self.run
+        rem = b.fin - s
         through = self.opts.through_finishes and not self.waiting
         k = min(int(rem.max() if through else rem.min()), self.horizon)
-        need = self._stretch_need(rem, k, extra)
+        need = np.maximum(self._blocks_through(s + k) - b.held, 0)
         while k > 1 and int(need.sum()) > self.cache.available():
             k //= 2
-            need = self._stretch_need(rem, k, extra)
+            need = np.maximum(self._blocks_through(s + k) - b.held, 0)
         if k < (1 if head else 2) or int(need.sum()) > self.cache.available():
             return False
         self._take(int(need.sum()))
-        rows, keys = stretch_profile(ctx, rem, k, self.steps.model.sliding_window)
-        dt, flops, nbytes = self.steps.decode_steps(rows, keys)
-        dt = np.maximum(dt, self._tier_fetch_s())  # blocks for all k steps are taken: an upper bound
-        n = len(self.run)
-        if head is None:
-            dt[0] += self._swap_s
-            chunk, decoding = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+        b.held += need
+        rows, keys = stretch_profile(b.c0 + s, rem, k, self.window)
+        h = head is not None
+        steps = np.empty((5, k + h))
+        self.steps.decode_into(steps[:3, h:], rows, keys)
+        steps[3, h:] = rows
+        steps[4, h:] = rows
+        fetch = self._tier_fetch_s()
+        if fetch:  # blocks for all k steps are taken: an upper bound
+            np.maximum(steps[0, h:], fetch, out=steps[0, h:])
+        if h:
+            steps[:, 0] = head
         else:
-            t, f, nb, n_dec, chunk, decoding = head
-            dt, flops, nbytes, rows = (np.concatenate(([x], a)) for x, a in ((t, dt), (f, flops), (nb, nbytes),
-                                                                                (n_dec, rows)))
-        self.fly = Flight(self.loop.now, dt, flops, nbytes, rows, chunk, decoding, self._used(), rem, need,
-                          head is not None)
-        self._schedule(self.loop.now + float(dt.sum()))
+            steps[0, 0] += self._swap_s
+        self.fly = Flight(self.loop.now, s - h, steps, prefill, self._used(), need)
+        self._schedule(float(self.fly.ends[-1]))
         return True
 
     def _complete(self, token: int) -> None:
         if token != self._token:
             return  # a stretch cut short: its original end is stale
         fly, self.fly = self.fly, None
-        finish = np.full(len(self.run), np.nan)  # finish time of each row that finished
-        if fly.rem is None or fly.head:
-            self._apply_head(fly, float(fly.ends[0]), finish)
-        if fly.rem is not None:
+        self.sn = end = fly.s0 + fly.k
+        self.log.append(fly.ends, fly.dt, lambda: int(self.run.since.min()) if len(self.run) else end)
+        self.work -= int(fly.cum_tokens[-1])
+        if fly.need is not None:
             if fly.k == fly.planned:  # ran to its planned end: plan longer ones
                 self.horizon = min(2 * self.horizon, STRETCH_MAX)
-            self._apply_tail(fly, finish)
-        self._retire(finish)
+            else:  # cut: give back the blocks reserved for the steps that did not run
+                b = self.run
+                before = b.held - fly.need
+                final = np.maximum(self._blocks_through(end) - before, 0)
+                self.blocks.free += int(fly.need.sum() - final.sum())
+                b.held[:] = before + final
+        self._retire(end)
         if self.on_step is not None:
             self.on_step(self, fly)
         self._step()
 
-    def _apply_head(self, fly: Flight, now: float, finish: np.ndarray) -> None:
-        """The flight's single (possibly mixed) first step ended at `now`."""
+    def _retire(self, sn: int) -> None:
         b = self.run
-        b.prefilled += fly.chunk
-        prefilled = (fly.chunk > 0) & (b.prefilled >= b.target)
-        emit = fly.decoding | prefilled
-        first = emit & np.isnan(b.first_s)
-        upd = emit & ~first
-        b.itl_max[upd] = np.maximum(b.itl_max[upd], now - b.last_s[upd])
-        b.first_s[first] = now
-        b.last_s[emit] = now
-        b.generated[emit] += 1
-        self.work -= int(fly.chunk.sum()) + int(emit.sum())
-        for i in np.nonzero(prefilled & (b.prefix >= 0) & (b.shared == 0))[0].tolist():
-            self._share_prefix(i)
-        finish[emit & (b.generated >= b.output_len)] = now
-
-    def _share_prefix(self, i: int) -> None:
-        """Row i just prefilled its prompt: hand its prefix blocks to the prefix cache."""
-        b = self.run
-        blocks = self.cache.insert(int(b.prefix[i]), b.reqs[i].prefix_len)
-        b.held[i] -= blocks
-        b.shared[i] = blocks * self.blocks.block_size
-
-    def _apply_tail(self, fly: Flight, finish: np.ndarray) -> None:
-        """The flight's pure-decode steps (all of them, or those after its head) ended."""
-        b, h = self.run, int(fly.head)
-        dt, ends, rem = fly.dt[h:], fly.ends[h:], fly.rem
-        k = len(dt)
-        final = self._stretch_need(rem, k)
-        self.blocks.free += int(fly.need.sum() - final.sum())  # give back what a cut stretch left unused
-        b.held += final
-        if k == 0:
-            return
-        steps = np.minimum(rem, k)  # steps each row took part in
-        live = steps > 0
-        inner = np.maximum.accumulate(np.concatenate(([0.0], dt[1:])))  # largest gap inside, by step
-        gap = np.maximum(b.itl_max, np.maximum(ends[0] - b.last_s, inner[steps - 1]))
-        b.itl_max[:] = np.where(live, gap, b.itl_max)
-        b.last_s[:] = np.where(live, ends[steps - 1], b.last_s)
-        b.generated += steps
-        self.work -= int(steps.sum())
-        done = live & (b.generated >= b.output_len)
-        finish[done] = b.last_s[done]
-
-    def _retire(self, finish: np.ndarray) -> None:
-        done = ~np.isnan(finish)
+        done = b.fin <= sn
         if not done.any():
             return
-        b = self.run
-        for i in sorted(np.nonzero(done)[0].tolist(), key=lambda i: (finish[i], i)):
-            req = b.save(i)
-            req.finish_s = float(finish[i])
+        fin = b.fin
+        for i in sorted(np.flatnonzero(done).tolist(), key=lambda i: (int(fin[i]), i)):
+            req = b.save(i, int(fin[i]), self.log)
+            req.finish_s = req.last_token_s
             self._release(i)
             self.on_done(req)
         b.keep(~done)

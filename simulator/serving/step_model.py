@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..attention_cost import attention_ops, causal_pairs, tiled_key_reads
-from ..calibration import evaluate
+from ..calibration import Curve, evaluate
 from ..modelspec import ModelSpec
 from ..ops import build_ops
 from ..phases import Decode, Layout, Prefill
@@ -38,8 +38,12 @@ class StepModel:
         self.tile = dev.cal.attention.query_tile * (dev.spec.engine.compute_units or 1)
         self._by_tokens: dict[int, tuple] = {}
         self._by_rows: dict[int, tuple] = {}
-        self._base = np.full((0, 3), np.nan)  # decode step less attention, by batch size
+        self._base = np.zeros((1, 3))  # decode step less attention, by batch size (see _fill_base)
         self._coefficients()
+        cal = dev.cal  # attention with fixed efficiencies: seconds per FLOP and per byte
+        fixed = not isinstance(cal.attention.efficiency, Curve) and not isinstance(cal.memory.efficiency, Curve)
+        self._fast = (1.0 / (self._peak * cal.attention.efficiency), 1.0 / (dev.mem_bandwidth * cal.memory.efficiency),
+                      cal.overlap_norm) if fixed else None
 
     def _ops(self, phase):
         return build_ops(self.model, phase, self.layout, self.prec, self.tile)
@@ -104,27 +108,40 @@ class StepModel:
                 self._by_rows[rows] = self._cost(self._ops(Decode.of(-rows, 1)), lambda n: n == "kv_b_proj")
         return self._by_rows[rows]
 
-    def decode_base(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), 3) cost of pure-decode steps of `rows` rows, less decode attention."""
-        top = int(rows.max())
-        if top >= len(self._base):
-            grown = np.full((max(top + 1, 2 * len(self._base)), 3), np.nan)
-            grown[: len(self._base)] = self._base
-            self._base = grown
-        out = self._base[rows]
-        if np.isnan(out[:, 0]).any():
-            for b in np.unique(rows[np.isnan(out[:, 0])]).tolist():
-                self._base[b] = np.add(np.add(self.by_tokens(b), self.by_rows(b)), self.by_rows(-b)) if b else 0.0
-            out = self._base[rows]
-        return out
+    def _fill_base(self, top: int) -> None:
+        """Table of pure-decode steps of 0..top rows less their attention: (seconds, FLOPs, bytes)."""
+        old = len(self._base)
+        grown = np.zeros((max(top + 1, 2 * old), 3))
+        grown[:old] = self._base
+        for b in range(max(old, 1), len(grown)):
+            grown[b] = np.add(np.add(self.by_tokens(b), self.by_rows(b)), self.by_rows(-b))
+        self._base = grown
+
+    def decode_into(self, out: np.ndarray, rows: np.ndarray, keys: np.ndarray) -> None:
+        """out[0..2] = seconds, FLOPs, bytes of pure-decode steps with `rows[j]` (> 0) rows and
+        `keys[j]` attended keys (after any sliding window) in step j."""
+        if int(rows.max()) >= len(self._base):
+            self._fill_base(int(rows.max()))
+        base = self._base[rows]
+        flops = self._a * keys
+        nbytes = self._b * keys + self._c * rows
+        if self._fast is None:
+            att = self._attention(flops, nbytes)
+        else:
+            alpha, beta, p = self._fast
+            c, m = flops * alpha, nbytes * beta
+            both = np.maximum(c, m) if math.isinf(p) else (c**p + m**p) ** (1.0 / p)
+            att = self._count * (both + self.dev.cal.attention.overhead)
+        np.add(base[:, 0], att, out=out[0])
+        np.add(base[:, 1], self._count * flops, out=out[1])
+        np.add(base[:, 2], self._count * nbytes, out=out[2])
 
     def decode_steps(self, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-step (seconds, FLOPs, bytes) of pure-decode steps with `rows[j]` rows and `keys[j]`
-        attended keys (after any sliding window) in step j."""
-        base = self.decode_base(rows)
-        flops, nbytes = self._a * keys, self._b * keys + self._c * rows
-        dt = base[:, 0] + np.where(rows > 0, self._attention(flops, nbytes), 0.0)
-        return dt, base[:, 1] + self._count * flops, base[:, 2] + self._count * nbytes
+        """Per-step (seconds, FLOPs, bytes) of pure-decode steps with `rows[j]` (> 0) rows and
+        `keys[j]` attended keys (after any sliding window) in step j."""
+        out = np.empty((3, len(rows)))
+        self.decode_into(out, rows, keys)
+        return out[0], out[1], out[2]
 
     def _prefill_attention(self, chunks: list[tuple[int, int]]) -> tuple[float, float, float]:
         if self.model.mla is not None:  # decompressing kv_b depends on the keys: build the ops
@@ -144,17 +161,26 @@ class StepModel:
         them), decodes at `decode_contexts` (cached tokens including the new one), `logits_rows`
         sequences sampled."""
         rows = len(decode_contexts)
+        return self.cost_keys(chunks, rows, float(self._keys(decode_contexts)) if rows else 0.0, logits_rows)
+
+    def cost_keys(self, chunks: list[tuple[int, int]], rows: int, keys: float, logits_rows: int) -> tuple:
+        """cost() with the decodes given as `rows` rows attending `keys` keys in all (after any window)."""
         tokens = sum(c for c, _ in chunks) + rows
         if tokens == 0:
             return 0.0, 0.0, 0.0
-        parts = [self.by_tokens(tokens), self.by_rows(logits_rows)]
+        t, f, b = self.by_tokens(tokens)
+        t1, f1, b1 = self.by_rows(logits_rows)
+        t, f, b = t + t1, f + f1, b + b1
         if chunks:
-            parts.append(self._prefill_attention(chunks))
+            t1, f1, b1 = self._prefill_attention(chunks)
+            t, f, b = t + t1, f + f1, b + b1
         if rows:
-            keys = float(self._keys(decode_contexts))
+            t1, f1, b1 = self.by_rows(-rows)
             flops, nbytes = self._a * keys, self._b * keys + self._c * rows
-            parts += [self.by_rows(-rows), (self._attention1(flops, nbytes), self._count * flops, self._count * nbytes)]
-        return tuple(float(sum(x)) for x in zip(*parts))
+            t += t1 + self._attention1(flops, nbytes)
+            f += f1 + self._count * flops
+            b += b1 + self._count * nbytes
+        return float(t), float(f), float(b)
 
     def time(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> float:
         return self.cost(chunks, decode_contexts, logits_rows)[0]
