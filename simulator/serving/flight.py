@@ -39,19 +39,3 @@ class Flight:
         _, flops, nbytes, rows, _ = self.steps.sum(axis=1).tolist()
         return (replica, self.start, float(self.ends[-1]) - self.start, self.k, int(rows), self.prefill_tokens, flops,
                 nbytes, self.kv_used)
-
-
-def stretch_profile(ctx: np.ndarray, rem: np.ndarray, k: int, window: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, keys) of k pure-decode steps: rows[j] = rows with rem > j; keys[j] = their attended
-    keys, min(ctx + j, window) summed (ctx counts the cached tokens with step 0's token in)."""
-    j = np.arange(k, dtype=np.int64)
-    if window is None:
-        order = np.argsort(rem, kind="stable")
-        first = rem[order].searchsorted(j, side="right")  # rows from `first` on have rem > j
-        csum = np.zeros(len(rem) + 1, dtype=np.int64)
-        np.cumsum(ctx[order], out=csum[1:])
-        rows = len(rem) - first
-        return rows, (csum[-1] - csum[first] + j * rows).astype(np.float64)
-    live = rem[None, :] > j[:, None]
-    keys = (np.minimum(ctx[None, :] + j[:, None], window) * live).sum(axis=1)
-    return live.sum(axis=1), keys.astype(np.float64)

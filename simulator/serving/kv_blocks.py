@@ -1,5 +1,5 @@
 """Paged KV cache (vLLM's PagedAttention, Kwon et al. 2023): a pool of fixed-size blocks; which
-request holds how many lives with the request (RunningBatch.held)."""
+request holds how many lives with its running row (batch.Row.blocks)."""
 
 from __future__ import annotations
 

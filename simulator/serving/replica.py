@@ -10,7 +10,8 @@ recomputed later. Shared prompt prefixes are cached (prefix_cache.py).
 Stretches of pure decode run as one event (flight.py) - exactly the same result as step by step:
 a stretch runs through requests finishing when nobody waits, and an arrival cuts it at the end of
 the step in progress (it joins at the next step boundary, as in an engine). Rows live in absolute
-step coordinates (batch.py), so a stretch touches no row until one joins or leaves."""
+step coordinates (batch.py) and a decoding row's whole future is in the decode timeline
+(timeline.py), so planning a stretch reads slices of it and touches no row."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from typing import Callable
 
 import numpy as np
 
-from .batch import PREFILL, RunningBatch, StepLog
+import heapq
+
+from .batch import PREFILL, Row, StepLog
 from .events import EventLoop
-from .flight import Flight, stretch_profile
+from .flight import Flight
 from .kv_blocks import BlockPool
 from .prefix_cache import PrefixCache
 from .step_model import StepModel
+from .timeline import DecodeTimeline
 from .traffic import Request
 
 STRETCH_MAX = 4096  # most decode steps advanced in one event
@@ -60,7 +64,11 @@ class Replica:
         self.waiting: deque[tuple[Request, int, int, bool]] = deque()
         self.work = 0  # tokens to process, waiting and running, as of the last step boundary
         self.horizon = 64  # steps planned per stretch; adapts to how long stretches run before a cut
-        self.run = RunningBatch()
+        self.rows: list[Row] = []  # running, in admission order
+        self.prefilling: list[Row] = []  # those still prefilling, in admission order
+        self.finishing: list[tuple[int, int, Row]] = []  # heap of (fin, seq, row) of decoding rows
+        self.timeline = DecodeTimeline(pool.block_size, self.window)
+        self._seq = 0
         self.log = StepLog()
         self.sn = 0  # steps completed
         self.busy = self._kicked = False
@@ -123,46 +131,56 @@ class Replica:
         self.work += (0 if kv else req.input_len + generated) + self.out_len(req) - generated
 
     # -- KV blocks -------------------------------------------------------------------------
-    def _release(self, i: int) -> None:
-        b = self.run
-        self.blocks.free += int(b.held[i])
-        if b.shared[i]:
-            self.cache.release(int(b.prefix[i]))
+    def _release(self, row: Row, sn: int) -> None:
+        self.blocks.free += row.blocks(sn, self.blocks.block_size)
+        if row.shared:
+            self.cache.release(row.prefix)
 
     def _take(self, blocks: int) -> None:
         self.cache.make_room(blocks)
         self.blocks.free -= blocks
 
     def _preempt_latest(self) -> None:
-        b, i, sn = self.run, len(self.run) - 1, self.sn
-        generated, work = b.generated(i, sn), b.work(i, sn)
-        req = b.save(i, sn, self.log)
-        swap = self.blocks.blocks_for(int(b.input_len[i]) + generated) if b.since[i] <= sn else 0
+        row, sn = self.rows.pop(), self.sn
+        row.alive = False
+        generated, work = row.generated(sn), row.work(sn)
+        req = row.save(sn, self.log)
+        decoding = row.since <= sn
+        swap = self.blocks.blocks_for(req.input_len + generated) if decoding else 0
         if not (0 < swap <= self.swap_free):
             swap = 0  # recompute: drop the KV, prefill prompt and generated tokens again later
         self.swap_free -= swap
         self._swap_s += swap * self.swap_s_per_block
         req.preemptions += 1
         req.swaps += bool(swap)
-        self._release(i)
+        self._release(row, sn)
         self.work -= work
-        b.keep(np.arange(len(b)) < i)
+        if decoding:
+            self.timeline.remove(row.a, row.fin, row.c0, row.o0, row.since + 1, sn)
+        else:
+            self.prefilling.remove(row)
         self._enqueue(req, generated, swap, True, front=True)
 
     def _grow_decodes(self, s0: int) -> None:
         """Blocks for step s0's token of every decoding row; preempt the latest rows until they fit."""
-        while len(self.run):
-            b = self.run
-            need = np.maximum(self.blocks.blocks_for(b.own_tokens(s0)) - b.held, 0)
-            total = int(need.sum())
+        while self.rows:
+            total = self.timeline.at(s0)[2]
             if total <= self.cache.available():
-                b.held += need
                 self._take(total)
                 return
             self._preempt_latest()
 
+    def _decode(self, row: Row, since: int, first: int) -> None:
+        """Row decodes (emits a token) in every step from `since` on; its decode steps (its token
+        fed back) from `first`: `since` when it came with its KV, since + 1 after its prompt."""
+        row.start_decoding(since)
+        row.a = first
+        self.timeline.add(first, row.fin, row.c0, row.o0, since + 1, self.sn)
+        heapq.heappush(self.finishing, (row.fin, row.seq, row))
+
     def _admit(self, budget: int, s0: int) -> None:
-        while self.waiting and budget > 0 and len(self.run) < self.max_batch:
+        """Admit waiting requests FCFS while the token budget, batch size and KV blocks allow."""
+        while self.waiting and budget > 0 and len(self.rows) < self.max_batch:
             req, generated, kv, host = self.waiting[0]
             target = req.input_len + generated
             shared = 0 if kv else self.cache.acquire(req.prefix_id, req.prefix_len)
@@ -175,83 +193,80 @@ class Replica:
             out = self.out_len(req)
             self.work -= (0 if kv else target) + out - generated
             self._take(need)
-            # with its KV (swapped in, handed over) or its whole prompt cached, it decodes in this step
-            direct = bool(kv) or shared >= target
-            self.run.add(req, target, generated, need, shared, req.prefix_id, out, s0 if direct else None)
+            self._seq += 1
+            row = Row(req, self._seq, target, generated, need, shared, out, shared)
+            row.prefix = req.prefix_id
+            self.rows.append(row)
+            if kv or shared >= target:  # with its KV (swapped in, handed over) or all cached: decodes now
+                row.prefilled = target
+                self._decode(row, s0, s0)
+            else:
+                self.prefilling.append(row)
             if host:
                 self.swap_free += kv
                 self._swap_s += kv * self.swap_s_per_block
             req.prefix_hit_tokens += shared
-            self.work += self.run.work(len(self.run) - 1, s0)
+            self.work += row.work(s0)
             if req.scheduled_s is None:
                 req.scheduled_s = self.loop.now
-            budget -= 0 if direct else target - shared
+            budget -= target - row.prefilled
 
     # -- steps -----------------------------------------------------------------------------
-    def _plan(self, s0: int) -> tuple[int, list[tuple[int, int]]]:
-        """(rows decoding, [(row, prefill chunk)]) of step s0."""
+    def _plan(self, s0: int) -> list[tuple[Row, int]]:
+        """[(row, prefill chunk)] of step s0; the rows in the timeline at s0 decode."""
         self._swap_s = 0.0
         self._grow_decodes(s0)
-        b = self.run
-        budget = self.max_tokens - int((b.since <= s0).sum())
-        left = int((b.target - b.prefilled).sum())
+        budget = self.max_tokens - (len(self.rows) - len(self.prefilling))
+        left = sum(r.target - r.prefilled for r in self.prefilling)
         if budget > 0 and left < budget:
             self._admit(budget - left, s0)
-            b = self.run
         chunks, before = [], 0
-        prefilling = np.flatnonzero(b.since == PREFILL).tolist()
-        for i in prefilling:
-            rem = int(b.target[i] - b.prefilled[i])
+        for r in self.prefilling:
+            rem = r.target - r.prefilled
             c = min(max(budget - before, 0), rem)
             before += rem
             if c > 0:
-                chunks.append((i, c))
-        return len(b) - len(prefilling), chunks
+                chunks.append((r, c))
+        return chunks
 
     def _step(self) -> None:
         s0 = self.sn
-        n_dec, chunks = self._plan(s0)
-        b = self.run
+        self.timeline.reach(s0, s0 + self.horizon + 2)
+        chunks = self._plan(s0)
+        n_dec, keys, _ = self.timeline.at(s0)
         if n_dec == 0 and not chunks:
             self.busy = False
             return
         self.busy = True
-        if not chunks and n_dec == len(b):  # pure decode: a stretch
+        if not chunks and not self.prefilling:  # pure decode: a stretch
             if self.opts.stretch and self._start_flight(None, s0, 0):
                 return
-        done_prompt = [i for i, c in chunks if b.prefilled[i] + c >= b.target[i]]
-        t, f, nbytes = self.steps.cost_keys([(c, int(b.prefilled[i])) for i, c in chunks], n_dec,
-                                            self._keys(s0), n_dec + len(done_prompt))
+        done_prompt = [r for r, c in chunks if r.prefilled + c >= r.target]
+        t, f, nbytes = self.steps.cost_keys([(c, r.prefilled) for r, c in chunks], n_dec, float(keys),
+                                            n_dec + len(done_prompt))
         t = max(t, self._tier_fetch_s()) + self._swap_s
         prefill = sum(c for _, c in chunks)
         head = (t, f, nbytes, n_dec, prefill + n_dec + len(done_prompt))  # a column of Flight.steps
-        for i, c in chunks:  # the head's effect on its rows: nothing reads them before it ends
-            b.prefilled[i] += c
-        for i in done_prompt:
-            b.start_decoding(i, s0)
-            if b.prefix[i] >= 0 and b.shared[i] == 0:
-                self._share_prefix(i)
-        if self.opts.stretch and not self.waiting and n_dec + len(done_prompt) == len(b):
+        for r, c in chunks:  # the head's effect on its rows: nothing reads them before it ends
+            r.prefilled += c
+        for r in done_prompt:
+            self.prefilling.remove(r)
+            self._decode(r, s0, s0 + 1)
+            if r.prefix >= 0 and r.shared == 0:
+                self._share_prefix(r)
+        if self.opts.stretch and not self.waiting and not self.prefilling:
             # every row decodes after this step: run the decode stretch that follows in the same event
             if self._start_flight(head, s0 + 1, prefill):
                 return
         self.fly = Flight(self.loop.now, s0, np.array(head, dtype=np.float64)[:, None], prefill, self._used())
         self._schedule(float(self.fly.ends[-1]))
 
-    def _keys(self, s: int) -> float:
-        """Keys the decoding rows attend in step s (after any sliding window)."""
-        b = self.run
-        c0 = b.c0[b.since <= s]
-        if self.window is None:
-            return float(int(c0.sum()) + len(c0) * s)
-        return float(np.minimum(c0 + s, self.window).sum())
-
-    def _share_prefix(self, i: int) -> None:
-        """Row i just prefilled its prompt: hand its prefix blocks to the prefix cache."""
-        b = self.run
-        blocks = self.cache.insert(int(b.prefix[i]), b.reqs[i].prefix_len)
-        b.held[i] -= blocks
-        b.shared[i] = blocks * self.blocks.block_size
+    def _share_prefix(self, row: Row) -> None:
+        """Row just prefilled its prompt: hand its prefix blocks to the prefix cache."""
+        blocks = self.cache.insert(row.prefix, row.req.prefix_len)
+        row.held -= blocks
+        row.shared = blocks * self.blocks.block_size
+        row.o0 -= row.shared
 
     def _tier_fetch_s(self) -> float:
         """Seconds to read this step's tier-resident KV over the link. Cold KV goes to the tier first
@@ -261,10 +276,12 @@ class Replica:
         over = self._used() - self.cache.idle_blocks - self.device_blocks
         if over <= 0:
             return 0.0
-        b = self.run
-        cum = self._used() - self.cache.idle_blocks - int(b.held.sum()) + np.cumsum(b.held)
-        for i in np.nonzero(cum > self.device_blocks)[0].tolist():
-            b.reqs[i].kv_tier = self.opts.tier
+        held = [r.blocks(self.sn, self.blocks.block_size) for r in self.rows]
+        cum = self._used() - self.cache.idle_blocks - sum(held)
+        for r, h in zip(self.rows, held):
+            cum += h
+            if cum > self.device_blocks:
+                r.req.kv_tier = self.opts.tier
         return over * self.opts.tier_s_per_block
 
     def _used(self) -> int:
@@ -275,33 +292,30 @@ class Replica:
         token = self._token
         self.loop.at(t, lambda: self._complete(token))
 
-    def _blocks_through(self, end: int) -> np.ndarray:
-        """Blocks each decoding row needs for its tokens of the steps before `end`."""
-        b = self.run
-        return self.blocks.blocks_for(b.c0 - b.shared + np.minimum(b.fin, end) - 1)
-
     def _start_flight(self, head: tuple | None, s: int, prefill: int) -> bool:
         """Plan up to `horizon` pure-decode steps from step s in one event, after the mixed step
         `head` when there is one: through requests finishing when nobody waits (else up to the
         first finish), as far as the free KV blocks reach."""
-        b = self.run
-        rem = b.fin - s
-        through = self.opts.through_finishes and not self.waiting
-        k = min(int(rem.max() if through else rem.min()), self.horizon)
-        need = np.maximum(self._blocks_through(s + k) - b.held, 0)
-        while k > 1 and int(need.sum()) > self.cache.available():
+        tl, heap = self.timeline, self.finishing
+        if self.opts.through_finishes and not self.waiting:
+            k = tl.decoding(s, self.horizon)
+        else:
+            while heap and not heap[0][2].alive:
+                heapq.heappop(heap)
+            k = min(heap[0][0] - s, self.horizon) if heap else 0
+        grown = s if head else s + 1  # step s0's blocks were taken before the plan
+        need = tl.new_blocks(grown, s + k)
+        while k > 1 and need > self.cache.available():
             k //= 2
-            need = np.maximum(self._blocks_through(s + k) - b.held, 0)
-        if k < (1 if head else 2) or int(need.sum()) > self.cache.available():
+            need = tl.new_blocks(grown, s + k)
+        if k < (1 if head else 2) or need > self.cache.available():
             return False
-        self._take(int(need.sum()))
-        b.held += need
-        rows, keys = stretch_profile(b.c0 + s, rem, k, self.window)
+        self._take(need)
+        rows, keys = tl.span(s, k)
         h = head is not None
         steps = np.empty((5, k + h))
         self.steps.decode_into(steps[:3, h:], rows, keys)
-        steps[3, h:] = rows
-        steps[4, h:] = rows
+        steps[3:, h:] = rows
         fetch = self._tier_fetch_s()
         if fetch:  # blocks for all k steps are taken: an upper bound
             np.maximum(steps[0, h:], fetch, out=steps[0, h:])
@@ -318,31 +332,33 @@ class Replica:
             return  # a stretch cut short: its original end is stale
         fly, self.fly = self.fly, None
         self.sn = end = fly.s0 + fly.k
-        self.log.append(fly.ends, fly.dt, lambda: int(self.run.since.min()) if len(self.run) else end)
+        self.log.append(fly.ends, fly.dt, lambda: min((r.since for r in self.rows), default=end))
         self.work -= int(fly.cum_tokens[-1])
         if fly.need is not None:
             if fly.k == fly.planned:  # ran to its planned end: plan longer ones
                 self.horizon = min(2 * self.horizon, STRETCH_MAX)
             else:  # cut: give back the blocks reserved for the steps that did not run
-                b = self.run
-                before = b.held - fly.need
-                final = np.maximum(self._blocks_through(end) - before, 0)
-                self.blocks.free += int(fly.need.sum() - final.sum())
-                b.held[:] = before + final
+                self.blocks.free += self.timeline.new_blocks(end, fly.s0 + fly.planned)
         self._retire(end)
         if self.on_step is not None:
             self.on_step(self, fly)
         self._step()
 
     def _retire(self, sn: int) -> None:
-        b = self.run
-        done = b.fin <= sn
-        if not done.any():
-            return
-        fin = b.fin
-        for i in sorted(np.flatnonzero(done).tolist(), key=lambda i: (int(fin[i]), i)):
-            req = b.save(i, int(fin[i]), self.log)
+        heap, bs = self.finishing, self.blocks.block_size
+        done = []
+        while heap and heap[0][0] <= sn:
+            fin, _, row = heapq.heappop(heap)
+            if row.alive:
+                done.append(row)
+        for row in done:
+            row.alive = False
+            req = row.save(row.fin, self.log)
             req.finish_s = req.last_token_s
-            self._release(i)
+            self.blocks.free += row.blocks(row.fin, bs)
+            if row.shared:
+                self.cache.release(row.prefix)
             self.on_done(req)
-        b.keep(~done)
+        if done:
+            gone = set(map(id, done))
+            self.rows = [r for r in self.rows if id(r) not in gone]

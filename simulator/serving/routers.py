@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 def _least_outstanding(replicas, req, n):
-    return min(replicas, key=lambda r: (r.outstanding_tokens(), r.idx))
+    loads = [r.outstanding_tokens() for r in replicas]
+    return replicas[loads.index(min(loads))]  # ties: the first (lowest index)
 
 
 class PrefixAffinity:

@@ -136,13 +136,6 @@ class StepModel:
         np.add(base[:, 1], self._count * flops, out=out[1])
         np.add(base[:, 2], self._count * nbytes, out=out[2])
 
-    def decode_steps(self, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-step (seconds, FLOPs, bytes) of pure-decode steps with `rows[j]` (> 0) rows and
-        `keys[j]` attended keys (after any sliding window) in step j."""
-        out = np.empty((3, len(rows)))
-        self.decode_into(out, rows, keys)
-        return out[0], out[1], out[2]
-
     def _prefill_attention(self, chunks: list[tuple[int, int]]) -> tuple[float, float, float]:
         if self.model.mla is not None:  # decompressing kv_b depends on the keys: build the ops
             ph = Prefill(np.array([c for c, _ in chunks]), np.array([p for _, p in chunks]))
