@@ -7,6 +7,8 @@ file's `sources` table, so each number can be traced to a datasheet or measureme
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from typing import Literal
 
 from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, field_validator, model_validator
@@ -142,7 +144,7 @@ class HardwareSpec(BaseModel):
             if (x := getattr(self, name)) is not None:
                 yield name, x
 
-    @property
+    @cached_property
     def engine(self) -> Engine:
         """The engine LLM kernels run on: `default_engine`, else the one with the highest peak."""
         if self.default_engine is not None:

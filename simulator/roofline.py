@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,11 @@ def op_bound(op: Op, dev: Device) -> str:
 def combine(compute, memory, p: float):
     """(c^p + m^p)^(1/p), which tends to max(c, m) as p grows: how much of a kernel's memory
     traffic hides under its math. Computed relative to the larger term to stay finite."""
+    if isinstance(compute, float) and isinstance(memory, float):  # scalars (numpy's too): plain floats
+        if math.isinf(p):
+            return max(compute, memory)
+        big = max(compute, memory, 1e-30)
+        return big * ((compute / big) ** p + (memory / big) ** p) ** (1.0 / p)
     if np.isinf(p):
         return np.maximum(compute, memory)
     big = np.maximum(np.maximum(compute, memory), 1e-30)

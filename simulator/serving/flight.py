@@ -5,6 +5,8 @@ of running the steps one by one."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 import numpy as np
 
 
@@ -18,8 +20,10 @@ class Flight:
         self.start, self.s0, self.prefill_tokens, self.kv_used = start, s0, prefill_tokens, kv_used
         self.need = need  # stretches: blocks reserved per row for its decode steps (None: one step)
         self.steps = steps
-        self.ends = start + np.cumsum(steps[0])  # end time of each step
-        self.cum_tokens = np.cumsum(steps[4])
+        self.ends = steps[0].cumsum()
+        self.ends += start  # end time of each step
+        self._ends = self.ends.tolist()  # for bisect: the router asks every flight on every arrival
+        self.cum_tokens = steps[4].cumsum().tolist()
         self.planned = self.k = steps.shape[1]
 
     @property
@@ -27,15 +31,19 @@ class Flight:
         return self.steps[0]
 
     def truncate(self, k: int) -> None:
-        self.steps, self.ends, self.cum_tokens, self.k = self.steps[:, :k], self.ends[:k], self.cum_tokens[:k], k
+        self.steps, self.ends, self.k = self.steps[:, :k], self.ends[:k], k
+        del self._ends[k:], self.cum_tokens[k:]
+
+    def steps_ended(self, now: float) -> int:
+        return bisect_right(self._ends, now)
 
     def tokens_done(self, now: float) -> int:
         """Tokens processed by the steps that have ended by `now`."""
-        done = int(self.ends.searchsorted(now, side="right"))
+        done = bisect_right(self._ends, now)
         return int(self.cum_tokens[done - 1]) if done else 0
 
     def record(self, replica: int) -> tuple:
         """(replica, start_s, duration_s, n_steps, decode_tokens, prefill_tokens, flops, bytes, kv_blocks_used)."""
         _, flops, nbytes, rows, _ = self.steps.sum(axis=1).tolist()
-        return (replica, self.start, float(self.ends[-1]) - self.start, self.k, int(rows), self.prefill_tokens, flops,
+        return (replica, self.start, self._ends[-1] - self.start, self.k, int(rows), self.prefill_tokens, flops,
                 nbytes, self.kv_used)

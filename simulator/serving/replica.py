@@ -120,7 +120,7 @@ class Replica:
     def _cut(self) -> None:
         """End the stretch in flight at the end of the step in progress."""
         fly = self.fly
-        k = int(fly.ends.searchsorted(self.loop.now, side="right")) + 1
+        k = fly.steps_ended(self.loop.now) + 1
         if k < fly.k:
             fly.truncate(k)
             self.horizon = max(16, 2 * k)
@@ -359,6 +359,5 @@ class Replica:
             if row.shared:
                 self.cache.release(row.prefix)
             self.on_done(req)
-        if done:
-            gone = set(map(id, done))
-            self.rows = [r for r in self.rows if id(r) not in gone]
+        for row in done:
+            self.rows.remove(row)

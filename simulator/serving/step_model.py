@@ -80,12 +80,13 @@ class StepModel:
     def _attention1(self, flops: float, nbytes: float) -> float:
         """_attention for one step, in plain floats (the hot path of mixed steps)."""
         cal = self.dev.cal
-        ce, me = evaluate(cal.attention.efficiency, flops), evaluate(cal.memory.efficiency, nbytes)
-        compute = flops / (self._peak * float(ce))
-        memory = nbytes / (self.dev.mem_bandwidth * float(me))
-        p, big = cal.overlap_norm, max(compute, memory, 1e-30)
-        both = big if math.isinf(p) else big * ((compute / big) ** p + (memory / big) ** p) ** (1.0 / p)
-        return self._count * (both + cal.attention.overhead)
+        if self._fast is None:
+            ce, me = evaluate(cal.attention.efficiency, flops), evaluate(cal.memory.efficiency, nbytes)
+            compute = flops / (self._peak * float(ce))
+            memory = nbytes / (self.dev.mem_bandwidth * float(me))
+        else:
+            compute, memory = flops * self._fast[0], nbytes * self._fast[1]
+        return self._count * (combine(float(compute), float(memory), cal.overlap_norm) + cal.attention.overhead)
 
     def _keys(self, contexts: np.ndarray):
         w = self.model.sliding_window
@@ -123,18 +124,28 @@ class StepModel:
         if int(rows.max()) >= len(self._base):
             self._fill_base(int(rows.max()))
         base = self._base[rows]
-        flops = self._a * keys
-        nbytes = self._b * keys + self._c * rows
+        flops = keys * self._a  # one layer's attention
+        nbytes = keys * self._b
+        nbytes += rows * self._c
         if self._fast is None:
-            att = self._attention(flops, nbytes)
+            np.add(base[:, 0], self._attention(flops, nbytes), out=out[0])
         else:
             alpha, beta, p = self._fast
             c, m = flops * alpha, nbytes * beta
-            both = np.maximum(c, m) if math.isinf(p) else (c**p + m**p) ** (1.0 / p)
-            att = self._count * (both + self.dev.cal.attention.overhead)
-        np.add(base[:, 0], att, out=out[0])
-        np.add(base[:, 1], self._count * flops, out=out[1])
-        np.add(base[:, 2], self._count * nbytes, out=out[2])
+            if math.isinf(p):
+                np.maximum(c, m, out=c)
+            else:
+                c **= p
+                m **= p
+                c += m
+                c **= 1.0 / p
+            c += self.dev.cal.attention.overhead
+            c *= self._count
+            np.add(base[:, 0], c, out=out[0])
+        np.multiply(flops, self._count, out=out[1])
+        out[1] += base[:, 1]
+        np.multiply(nbytes, self._count, out=out[2])
+        out[2] += base[:, 2]
 
     def _prefill_attention(self, chunks: list[tuple[int, int]]) -> tuple[float, float, float]:
         if self.model.mla is not None:  # decompressing kv_b depends on the keys: build the ops
