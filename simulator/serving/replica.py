@@ -15,15 +15,14 @@ step coordinates (batch.py) and a decoding row's whole future is in the decode t
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-import heapq
-
-from .batch import PREFILL, Row, StepLog
+from .batch import Row, StepLog
 from .events import EventLoop
 from .flight import Flight
 from .kv_blocks import BlockPool
@@ -345,8 +344,7 @@ class Replica:
         self._step()
 
     def _retire(self, sn: int) -> None:
-        heap, bs = self.finishing, self.blocks.block_size
-        done = []
+        heap, done = self.finishing, []
         while heap and heap[0][0] <= sn:
             fin, _, row = heapq.heappop(heap)
             if row.alive:
@@ -355,9 +353,7 @@ class Replica:
             row.alive = False
             req = row.save(row.fin, self.log)
             req.finish_s = req.last_token_s
-            self.blocks.free += row.blocks(row.fin, bs)
-            if row.shared:
-                self.cache.release(row.prefix)
+            self._release(row, row.fin)
             self.on_done(req)
         for row in done:
             self.rows.remove(row)
