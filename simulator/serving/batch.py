@@ -32,7 +32,6 @@ class Row:
     shared: int  # prompt tokens in a cached prefix's blocks
     out: int  # tokens to generate here (1 on a prefill-only replica)
     prefilled: int = 0
-    prefix: int = -1
     since: int = PREFILL
     a: int = PREFILL  # first step it is a decode row in (its token fed back)
     fin: int = PREFILL
@@ -40,9 +39,14 @@ class Row:
     o0: int = 0
     alive: bool = True
 
-    def start_decoding(self, step: int) -> None:
-        """It decodes (emits a token) in every step from `step` on."""
-        self.since = step
+    @property
+    def prefix(self) -> int:
+        return self.req.prefix_id
+
+    def start_decoding(self, step: int, first: int) -> None:
+        """It decodes (emits a token) in every step from `step` on; it is a decode row (its last
+        token fed back) from step `first`: `step` when it came with its KV, step + 1 after its prompt."""
+        self.since, self.a = step, first
         self.fin = step + self.out - self.gen
         self.c0 = self.req.input_len + self.gen - step
         self.o0 = self.c0 - self.shared

@@ -16,9 +16,9 @@ class Flight:
     chunks, decodes and first tokens) in each step."""
 
     def __init__(self, start: float, s0: int, steps: np.ndarray, prefill_tokens: int, kv_used: int,
-                 need: np.ndarray | None = None):
+                 need: int | None = None):
         self.start, self.s0, self.prefill_tokens, self.kv_used = start, s0, prefill_tokens, kv_used
-        self.need = need  # stretches: blocks reserved per row for its decode steps (None: one step)
+        self.need = need  # stretches: KV blocks reserved for its decode steps (None: a single step)
         self.steps = steps
         self.ends = steps[0].cumsum()
         self.ends += start  # end time of each step
@@ -39,7 +39,7 @@ class Flight:
 
     def tokens_done(self, now: float) -> int:
         """Tokens processed by the steps that have ended by `now`."""
-        done = bisect_right(self._ends, now)
+        done = self.steps_ended(now)
         return int(self.cum_tokens[done - 1]) if done else 0
 
     def record(self, replica: int) -> tuple:

@@ -172,8 +172,7 @@ class Replica:
     def _decode(self, row: Row, since: int, first: int) -> None:
         """Row decodes (emits a token) in every step from `since` on; its decode steps (its token
         fed back) from `first`: `since` when it came with its KV, since + 1 after its prompt."""
-        row.start_decoding(since)
-        row.a = first
+        row.start_decoding(since, first)
         self.timeline.add(first, row.fin, row.c0, row.o0, since + 1, self.sn)
         heapq.heappush(self.finishing, (row.fin, row.seq, row))
 
@@ -194,7 +193,6 @@ class Replica:
             self._take(need)
             self._seq += 1
             row = Row(req, self._seq, target, generated, need, shared, out, shared)
-            row.prefix = req.prefix_id
             self.rows.append(row)
             if kv or shared >= target:  # with its KV (swapped in, handed over) or all cached: decodes now
                 row.prefilled = target
