@@ -16,27 +16,30 @@ from .simulate import SimResult
 STEP_COLUMNS = ("replica", "start_s", "duration_s", "n_steps", "decode_tokens", "prefill_tokens", "flops", "bytes",
                 "kv_blocks_used")
 REQUEST_COLUMNS = ("rid", "replica", "arrival_s", "input_len", "output_len", "finished", "rejected", "queue_s", "ttft_s",
-                   "tpot_s", "itl_max_s", "e2e_s", "preemptions", "swaps", "prefix_hit_tokens", "kv_tier")
+                   "tpot_s", "itl_max_s", "e2e_s", "preemptions", "swaps", "prefix_hit_tokens", "kv_tier", "session", "turn")
 
 
 def requests_frame(res: SimResult):
     import pandas as pd
 
-    rows = []
-    for r in res.requests:
-        done = r.finish_s is not None
-        rows.append({
-            "rid": r.rid, "replica": r.replica, "arrival_s": r.arrival_s, "input_len": r.input_len,
-            "output_len": r.output_len, "finished": done, "rejected": r.rejected,
-            "queue_s": (r.scheduled_s - r.arrival_s) if r.scheduled_s is not None else np.nan,
-            "ttft_s": (r.first_token_s - r.arrival_s) if r.first_token_s is not None else np.nan,
-            "tpot_s": ((r.finish_s - r.first_token_s) / (r.output_len - 1)) if done and r.output_len > 1 else np.nan,
-            "itl_max_s": r.itl_max_s if done and r.output_len > 1 else np.nan,
-            "e2e_s": (r.finish_s - r.arrival_s) if done else np.nan,
-            "preemptions": r.preemptions, "swaps": r.swaps, "prefix_hit_tokens": r.prefix_hit_tokens,
-            "kv_tier": getattr(r, "kv_tier", "device"),
-        })
-    return pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
+    reqs = res.requests
+    col = lambda name, default=None: [getattr(r, name, default) for r in reqs]  # noqa: E731
+    num = lambda name: np.array([np.nan if v is None else v for v in col(name)], dtype=np.float64)  # noqa: E731
+    arrival, scheduled, first, finish = num("arrival_s"), num("scheduled_s"), num("first_token_s"), num("finish_s")
+    out_len = np.array(col("output_len"), dtype=np.int64)
+    done = ~np.isnan(finish)
+    multi = done & (out_len > 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(multi, (finish - first) / np.maximum(out_len - 1, 1), np.nan)
+    frame = {
+        "rid": col("rid"), "replica": col("replica"), "arrival_s": arrival, "input_len": col("input_len"),
+        "output_len": out_len, "finished": done, "rejected": col("rejected"), "queue_s": scheduled - arrival,
+        "ttft_s": first - arrival, "tpot_s": tpot, "itl_max_s": np.where(multi, num("itl_max_s"), np.nan),
+        "e2e_s": finish - arrival, "preemptions": col("preemptions"), "swaps": col("swaps"),
+        "prefix_hit_tokens": col("prefix_hit_tokens"), "kv_tier": col("kv_tier", "device"),
+        "session": col("session", -1), "turn": col("turn", 0),
+    }
+    return pd.DataFrame(frame, columns=list(REQUEST_COLUMNS))
 
 
 def steps_frame(res: SimResult):
@@ -144,4 +147,5 @@ def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float 
         "kv_occupancy_mean": kv_mean, "kv_occupancy_peak": kv_peak,
         "prefix_hit_rate": res.prefix_hits / lookups if lookups else np.nan,
         "swaps": int(sum(r.swaps for r in res.requests)),
+        "prompt_cached_fraction": _ratio(float(fin.prefix_hit_tokens.sum()), float(fin.input_len.sum())),
     }

@@ -135,6 +135,18 @@ class Replica:
         if row.shared:
             self.cache.release(row.prefix)
 
+    def _leave(self, row: Row) -> None:
+        """A finished row frees its blocks; one whose session has another turn first leaves the
+        whole blocks of its context (prompt and reply, all but the last token) in the prefix cache."""
+        req, bs = row.req, self.blocks.block_size
+        kept = -1
+        if req.keep_id >= 0 and self.opts.role != "decode":
+            kept = self.cache.keep(req.keep_id, (req.input_len + row.out - 1) // bs, row.prefix if row.shared else -1)
+        if kept < 0:
+            self._release(row, row.fin)
+        else:
+            self.blocks.free += row.blocks(row.fin, bs) - kept
+
     def _take(self, blocks: int) -> None:
         self.cache.make_room(blocks)
         self.blocks.free -= blocks
@@ -351,7 +363,7 @@ class Replica:
             row.alive = False
             req = row.save(row.fin, self.log)
             req.finish_s = req.last_token_s
-            self._release(row, row.fin)
+            self._leave(row)
             self.on_done(req)
         for row in done:
             self.rows.remove(row)

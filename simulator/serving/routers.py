@@ -21,6 +21,14 @@ class PrefixAffinity:
         self.home: dict[int, int] = {}
 
     def __call__(self, replicas, req, n):
+        rep = self._pick(replicas, req, n)
+        if req.keep_id >= 0:  # a session's next turn goes where this turn leaves its context
+            self.home[req.keep_id] = rep.idx
+        elif req.session >= 0:  # its last turn: the session is over
+            self.home.pop(req.prefix_id, None)
+        return rep
+
+    def _pick(self, replicas, req, n):
         home = self.home.get(req.prefix_id) if req.prefix_id >= 0 else None
         if home is not None:
             loads = [r.outstanding_tokens() for r in replicas]

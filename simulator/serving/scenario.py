@@ -7,6 +7,8 @@
                                               # | closed_loop {users, think_time_s}
     classes:                                  # mixed by weight
       - {name: chat, weight: 1, input_len: {lognormal: {mean: 1024, sigma: 0.8}}, output_len: 256}
+      - {name: agent, input_len: 8000, prefix_len: 6000, output_len: 200,   # multi-turn sessions:
+         turns: {uniform: [2, 8]}, turn_input_len: {uniform: [200, 2000]}}  # history + new message
     trace: {path: trace.csv, format: azure}   # replaces arrival and classes (generic | azure)
     slo: {ttft_s: 2.0, tpot_s: 0.1}
     deployment: {model: llama-3.1-8b, hw: h100-sxm, tp: 1, replicas: 2}
@@ -27,10 +29,11 @@ from ..quantity_types import STRICT, Bytes, BytesPerS
 class Arrival(BaseModel):
     model_config = STRICT
     process: Literal["poisson", "gamma", "constant", "offline", "closed_loop"] = "poisson"
-    rate: PositiveFloat | None = None  # requests/s
+    rate: PositiveFloat | None = None  # requests/s (new sessions/s when classes have several turns)
     cv: PositiveFloat = 1.0  # gamma: coefficient of variation of the gaps
     users: PositiveInt | None = None  # closed loop: concurrent users
-    think_time_s: float = Field(0.0, ge=0)  # closed loop: pause between a reply and the next request
+    think_time_s: float = Field(0.0, ge=0)  # pause between a reply and the user's next request (closed
+    #                                         loop) or the session's next turn (multi-turn classes)
 
 
 class RequestClass(BaseModel):
@@ -40,6 +43,8 @@ class RequestClass(BaseModel):
     input_len: Any  # int or {uniform|lognormal|empirical: ...} (traffic.lengths)
     output_len: Any
     prefix_len: int = Field(0, ge=0)  # tokens of a prompt prefix shared by the class (system prompt)
+    turns: Any = 1  # turns per session (int or length spec); each resends the history plus a new message
+    turn_input_len: Any = None  # new message tokens of each turn after the first (default: input_len)
 
 
 class Trace(BaseModel):

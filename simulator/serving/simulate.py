@@ -15,6 +15,7 @@ from .events import EventLoop, check_bounds
 from .pools import build_pool
 from .routers import ROUTERS
 from .scenario import Deployment
+from .sessions import Sessions
 from .traffic import Request, make_requests
 
 
@@ -55,17 +56,6 @@ class SimResult:
     handover_bytes: float = 0.0  # KV bytes per device sent from prefill to decode replicas
 
 
-@dataclass
-class ClosedLoop:
-    """`users` users each send a request, wait for the reply, think, and send the next, until
-    `total` requests were sent."""
-
-    users: int
-    think_time_s: float
-    total: int
-    sampler: object  # sources.ClassSampler
-
-
 class Arrivals:
     """Requests enter the event loop one at a time, in arrival order (only the next one is
     scheduled), so the heap holds the active work, not the whole workload."""
@@ -94,38 +84,37 @@ class Arrivals:
         self.loop.at(req.arrival_s, lambda: self._arrive(req, False), priority=1)
 
 
-def simulate(requests: list[Request], cfg: SimConfig, closed_loop: ClosedLoop | None = None,
+def simulate(requests: list[Request], cfg: SimConfig, sessions: Sessions | None = None,
              progress=None) -> SimResult:
-    """Run the requests (or a closed loop of users) through the deployment. `progress(finished,
-    total, simulated_s)` is called now and then (serving.progress.ProgressBar)."""
+    """Run the requests through the deployment; `sessions` (sessions.Sessions) sends the requests
+    that follow finished ones (later turns, closed-loop users). `progress(finished, total,
+    simulated_s)` is called now and then (serving.progress.ProgressBar)."""
     if cfg.router not in ROUTERS:
         raise InfercastError(f"--router: '{cfg.router}' is not one of {', '.join(ROUTERS)}")
     check_bounds(cfg.max_time_s, cfg.max_events)
     loop, steps, requests = EventLoop(cfg.max_time_s, cfg.max_events), [], list(requests)
     finished = [0]
-    total = closed_loop.total if closed_loop is not None else len(requests)
+    total = sessions.total if sessions is not None else len(requests)
 
     def done(req: Request) -> None:
         finished[0] += 1
-        if closed_loop is not None and len(requests) < closed_loop.total:
-            issue(req.user, loop.now + closed_loop.think_time_s)
-
-    def issue(user: int, t: float) -> None:
-        i, o, p, pl = closed_loop.sampler.draw(1)[0]
-        req = Request(len(requests), t, i, o, prefix_id=p, prefix_len=pl, user=user)
-        requests.append(req)
-        arrivals.add(req)
+        if sessions is not None and len(requests) < total:
+            nxt = sessions.after(req, loop.now, len(requests))
+            if nxt is not None:
+                requests.append(nxt)
+                arrivals.add(nxt)
 
     def record(rep, fly) -> None:
         steps.append(fly.record(rep.idx))
 
-    pools, handover = _build_pools(cfg, loop, done, record, closed_loop is not None)
+    pools, handover = _build_pools(cfg, loop, done, record, sessions is not None)
     front = pools[0]
     arrivals = Arrivals(loop, lambda req, n: front.route(front.replicas, req, n).submit(req))
     arrivals.feed(requests)
-    if closed_loop is not None:
-        for u in range(min(closed_loop.users, closed_loop.total)):
-            issue(u, 0.0)
+    if sessions is not None:
+        for req in sessions.opening(len(requests)):
+            requests.append(req)
+            arrivals.add(req)
     reason = loop.run(None if progress is None else lambda: progress(finished[0], total, loop.now))
     reps, last = [r for p in pools for r in p.replicas], pools[-1]
     return SimResult(requests, steps, loop.now, reason, last.kv_blocks, last.layout.tp,
@@ -168,9 +157,10 @@ def run_scenario(sc, base_dir: Path | None = None, progress=None, **overrides) -
         return simulate(trace_requests(path, sc.trace.format), cfg, progress=progress)
     if sc.arrival.process == "closed_loop":
         sampler = ClassSampler(sc.classes, np.random.default_rng(sc.seed))
-        return simulate([], cfg, ClosedLoop(sc.arrival.users, sc.arrival.think_time_s, sc.num_requests, sampler),
+        return simulate([], cfg, Sessions(sampler, sc.arrival.think_time_s, sc.num_requests, sc.arrival.users),
                         progress)
-    return simulate(open_loop_requests(sc), cfg, progress=progress)
+    reqs, feed = open_loop_requests(sc)
+    return simulate(reqs, cfg, feed, progress)
 
 
 def quick(num_requests: int = 100, arrival: str = "poisson", rate: float = 1.0, input_len=1024, output_len=256,

@@ -12,18 +12,20 @@ import numpy as np
 
 from ..errors import InfercastError
 from .scenario import RequestClass, Scenario
+from .sessions import Sessions, open_loop_sessions
 from .traffic import Request, arrival_times, lengths
 
 
 class ClassSampler:
-    """Draws (input_len, output_len, prefix_id, prefix_len) from classes mixed by weight."""
+    """Draws requests from classes mixed by weight: first turns as (input_len, output_len,
+    prefix_id, prefix_len, class), and a multi-turn session's later turns (sessions.py)."""
 
     def __init__(self, classes: list[RequestClass], rng: np.random.Generator):
         self.classes, self.rng = classes, rng
         w = np.array([c.weight for c in classes])
         self.p = w / w.sum()
 
-    def draw(self, n: int) -> list[tuple[int, int, int, int]]:
+    def draw(self, n: int) -> list[tuple[int, int, int, int, int]]:
         which = self.rng.choice(len(self.classes), n, p=self.p)
         out: list = [None] * n
         for k, c in enumerate(self.classes):
@@ -33,16 +35,34 @@ class ClassSampler:
             i = lengths(c.input_len, len(idx), self.rng, f"classes[{k}].input_len")
             o = lengths(c.output_len, len(idx), self.rng, f"classes[{k}].output_len")
             for j, a, b in zip(idx, i, o):
-                out[j] = (max(int(a), c.prefix_len + 1), int(b), k if c.prefix_len else -1, c.prefix_len)
+                out[j] = (max(int(a), c.prefix_len + 1), int(b), k if c.prefix_len else -1, c.prefix_len, k)
         return out
 
+    def turns(self, k: int) -> tuple[list[int], list[int]]:
+        """(new message tokens, reply tokens) of each turn after the first of a class-k session."""
+        c = self.classes[k]
+        if c.turns == 1:
+            return [], []
+        more = int(lengths(c.turns, 1, self.rng, f"classes[{k}].turns")[0]) - 1
+        if more == 0:
+            return [], []
+        msg = c.input_len if c.turn_input_len is None else c.turn_input_len
+        return (lengths(msg, more, self.rng, f"classes[{k}].turn_input_len").tolist(),
+                lengths(c.output_len, more, self.rng, f"classes[{k}].output_len").tolist())
 
-def open_loop_requests(sc: Scenario) -> list[Request]:
+
+def open_loop_requests(sc: Scenario) -> tuple[list[Request], Sessions | None]:
+    """The scenario's requests at its arrival times, and the Sessions that sends the later turns
+    of multi-turn classes (None when every class has one turn)."""
     rng = np.random.default_rng(sc.seed)
     a = sc.arrival
     times = arrival_times(a.process, sc.num_requests, a.rate or 1.0, rng, a.cv)
-    draws = ClassSampler(sc.classes, rng).draw(sc.num_requests)
-    return [Request(k, float(t), i, o, prefix_id=p, prefix_len=pl) for k, (t, (i, o, p, pl)) in enumerate(zip(times, draws))]
+    sampler = ClassSampler(sc.classes, rng)
+    draws = sampler.draw(sc.num_requests)
+    if all(c.turns == 1 for c in sc.classes):
+        return [Request(k, float(t), i, o, prefix_id=p, prefix_len=pl)
+                for k, (t, (i, o, p, pl, _)) in enumerate(zip(times, draws))], None
+    return open_loop_sessions(times, draws, sampler, a.think_time_s, sc.num_requests)
 
 
 def _rows(path: Path):

@@ -18,6 +18,9 @@ class Request:
     prefix_id: int = -1  # requests with the same id share their first `prefix_len` prompt tokens
     prefix_len: int = 0
     user: int = -1  # closed-loop user who sent it
+    session: int = -1  # multi-turn session it is a turn of (-1: a single request)
+    turn: int = 0  # its turn in the session, from 0
+    keep_id: int = -1  # prefix id its whole context stays cached under when it finishes (next turn's)
     # filled in by the simulation
     first_token_s: float | None = None
     finish_s: float | None = None
@@ -63,7 +66,7 @@ def lengths(spec: dict | int, n: int, rng: np.random.Generator, what: str) -> np
     {empirical: {values: [...], weights: [...]}} (a histogram)."""
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         if spec < 1:
-            raise InfercastError(f"{what}: must be >= 1 token (got {spec})")
+            raise InfercastError(f"{what}: must be >= 1 (got {spec})")
         return np.full(n, int(spec), dtype=np.int64)
     if not isinstance(spec, dict) or len(spec) != 1:
         raise InfercastError(f"{what}: a length is an int or one of uniform, lognormal, empirical (got {spec!r})")

@@ -90,11 +90,13 @@ def test_summary_keeps_its_keys_and_appends_the_new_ones():
     old = ["requests", "finished", "rejected", "throughput_tok_s", "output_throughput_tok_s", "requests_per_s",
            "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s", "e2e_p99_s", "goodput_rps",
            "preemptions", "makespan_s", "stop_reason"]
-    new = ["mfu", "mbu", "busy_fraction", "kv_occupancy_mean", "kv_occupancy_peak", "prefix_hit_rate", "swaps"]
+    new = ["mfu", "mbu", "busy_fraction", "kv_occupancy_mean", "kv_occupancy_peak", "prefix_hit_rate", "swaps",
+           "prompt_cached_fraction"]
     assert list(s) == old + new
     assert s["prefix_hit_rate"] == pytest.approx(3 / 4) and s["swaps"] == 3 and s["preemptions"] == 4
     assert s["mfu"] == pytest.approx(0.4) and s["mbu"] == pytest.approx(0.3) and s["busy_fraction"] == pytest.approx(0.6)
     assert s["kv_occupancy_mean"] == pytest.approx((0.5 * 2 + 0.8 * 1) / 5) and s["kv_occupancy_peak"] == 0.8
+    assert s["prompt_cached_fraction"] == 0.0  # no prompt token came from the cache
     assert math.isnan(summary(_result())["prefix_hit_rate"])  # no prefix lookups
 
 

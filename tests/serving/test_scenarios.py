@@ -8,7 +8,7 @@ from simulator.errors import InfercastError
 from simulator.serving.metrics import requests_frame, summary
 from simulator.serving.scenario import load_scenario
 from simulator.serving.simulate import run_scenario
-from simulator.serving.sources import open_loop_requests, trace_requests
+from simulator.serving.sources import ClassSampler, trace_requests
 
 SHIPPED = sorted(p.stem for p in data_dir("workloads.scenarios").glob("*.yaml"))
 
@@ -28,12 +28,10 @@ def test_shipped_scenarios_run(name):
 
 def test_classes_mix_by_weight():
     sc, _ = load_scenario("agentic-multiturn")
-    sc = sc.model_copy(update={"arrival": sc.arrival.model_copy(update={"process": "poisson", "rate": 1.0}),
-                               "num_requests": 4000})
-    reqs = open_loop_requests(sc)
-    long_out = np.mean([r.output_len > 300 for r in reqs])  # only the 'plan' class (weight 0.3) exceeds 300
+    draws = ClassSampler(sc.classes, np.random.default_rng(0)).draw(4000)  # first turns
+    long_out = np.mean([o > 300 for _, o, _, _, _ in draws])  # only the 'plan' class (weight 0.3) exceeds 300
     assert long_out == pytest.approx(0.3 * (1200 / 1201), abs=0.03)
-    assert all(r.prefix_len == 6000 and r.input_len > 6000 for r in reqs)
+    assert all(pl == 6000 and i > 6000 for i, _, _, pl, _ in draws)
 
 
 def test_closed_loop_never_exceeds_its_users():
