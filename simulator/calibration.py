@@ -69,6 +69,7 @@ class CollectiveCal(BaseModel):
     model_config = STRICT
     efficiency: float = Field(0.8, gt=0, le=1)  # achieved bus bandwidth / link bandwidth per direction
     latency: Seconds = Field(10e-6, ge=0)  # per collective call
+    step_latency: Seconds = Field(0.0, ge=0)  # per step of the schedule (a ring all-reduce takes 2 (n-1))
 
 
 class MemoryBudget(BaseModel):

@@ -1,11 +1,26 @@
-"""Collective communication time over a device's links (ring algorithms, as NCCL uses).
+"""Collective communication time on a device's topology (latency-bandwidth, Hockney's alpha-beta).
 
-Ring all-reduce moves 2 (n-1)/n of the payload through each device's link, all-gather (n-1)/n
-(Patarasuk & Yuan 2009; NCCL's "bus bandwidth" definition); a point-to-point send moves it once.
-Time = latency + traffic / (efficiency x link bandwidth per direction).
+A collective over `group` devices inside one scale-up domain (NVLink/NVSwitch, Infinity Fabric,
+ICI) runs on the scale-up links (on a fully connected mesh such as MI300X's Infinity Fabric, a
+group of n devices uses n-1 of each device's peer links, so small groups see a fraction of it); a group larger than the domain runs hierarchically: reduce-scatter
+inside each domain, the cross-domain part on the scale-out NICs (one per device, rail-aligned), then
+all-gather inside the domain (NCCL's and MSCCL's two-level schedule). Devices without a scale-up
+fabric exchange through the host link (PCIe).
+
+Traffic per device (Patarasuk & Yuan 2009; NCCL's "bus bandwidth" definitions), S the payload:
+- ring all-reduce 2 (n-1)/n S in 2 (n-1) steps; all-gather and reduce-scatter (n-1)/n S in n-1 steps
+  (S = the gathered size); all-to-all (n-1)/n S (S = what one device sends, pairwise exchange);
+  send/recv S in one step.
+- one-shot all-reduce (vLLM's and TensorRT-LLM's custom all-reduce for small messages inside a
+  fully connected domain): every device reads the other n-1 buffers, (n-1) S in one step.
+- tree all-reduce across domains (NCCL's double binary tree): 2 S in 2 log2(n) steps.
+The engine picks the fastest algorithm that applies ("auto", as NCCL and the custom kernels do).
+Time = latency + steps x step latency + traffic / (efficiency x link bandwidth per direction).
 """
 
 from __future__ import annotations
+
+import math
 
 from .calibration import CollectiveCal
 from .hwspec import HardwareSpec
@@ -14,15 +29,33 @@ TRAFFIC = {
     "all_reduce": lambda n: 2.0 * (n - 1) / n,
     "all_gather": lambda n: (n - 1) / n,
     "reduce_scatter": lambda n: (n - 1) / n,
+    "all_to_all": lambda n: (n - 1) / n,
     "send_recv": lambda n: 1.0,
 }
+STEPS = {  # latency-bound steps of the ring (pairwise) schedule
+    "all_reduce": lambda n: 2 * (n - 1),
+    "all_gather": lambda n: n - 1,
+    "reduce_scatter": lambda n: n - 1,
+    "all_to_all": lambda n: n - 1,
+    "send_recv": lambda n: 1,
+}
+
+
+def domain_size(spec: HardwareSpec) -> int:
+    """Devices that reach each other over the scale-up fabric (1 without one)."""
+    up = spec.links.scaleup
+    if up is None:
+        return 1
+    return up.domain_size or 1 << 30
 
 
 def link_bandwidth(spec: HardwareSpec, group: int) -> float:
     """Per-direction bandwidth between `group` devices: scale-up inside its domain, else scale-out,
     else the host link (PCIe-only cards exchange through the host)."""
     up, out, host = spec.links.scaleup, spec.links.scaleout, spec.links.host
-    if up is not None and (up.domain_size is None or group <= up.domain_size):
+    if up is not None and group <= domain_size(spec):
+        if up.peer_bandwidth_per_dir is not None:  # a mesh: a group of n uses n-1 of a device's links
+            return min(up.bandwidth_per_dir, (group - 1) * up.peer_bandwidth_per_dir)
         return up.bandwidth_per_dir
     if out is not None:
         return out.bandwidth_per_dir
@@ -31,8 +64,50 @@ def link_bandwidth(spec: HardwareSpec, group: int) -> float:
     return spec.memory.device.bandwidth  # single-package devices (SoC): through shared memory
 
 
-def collective_time(op, spec: HardwareSpec, cal: CollectiveCal) -> float:
-    if op.group <= 1 or op.comm_bytes <= 0:
+def flat_time(kind: str, n: int, size: float, bw: float, cal: CollectiveCal, one_shot: bool = False) -> float:
+    """One level: `kind` over n devices on links of `bw` bytes/s per direction; an all-reduce takes
+    the faster of ring and (where `one_shot`) one-shot."""
+    if n <= 1 or size <= 0:
         return 0.0
-    traffic = TRAFFIC[op.collective](op.group) * op.comm_bytes
-    return cal.latency + traffic / (cal.efficiency * link_bandwidth(spec, op.group))
+    rate = cal.efficiency * bw
+    t = cal.latency + STEPS[kind](n) * cal.step_latency + TRAFFIC[kind](n) * size / rate
+    if kind == "all_reduce" and one_shot:
+        t = min(t, cal.latency + cal.step_latency + (n - 1) * size / rate)
+    return t
+
+
+def tree_all_reduce_time(n: int, size: float, bw: float, cal: CollectiveCal) -> float:
+    if n <= 1 or size <= 0:
+        return 0.0
+    return cal.latency + 2 * math.ceil(math.log2(n)) * cal.step_latency + 2.0 * size / (cal.efficiency * bw)
+
+
+def collective_seconds(kind: str, group: int, size: float, spec: HardwareSpec, cal: CollectiveCal) -> float:
+    """Seconds of one `kind` collective of `size` bytes over `group` devices of `spec`."""
+    if group <= 1 or size <= 0:
+        return 0.0
+    d = domain_size(spec)
+    if group <= d or d <= 1:
+        return flat_time(kind, group, size, link_bandwidth(spec, group), cal, one_shot=group <= d)
+    return _hierarchical(kind, group, d, size, spec, cal)
+
+
+def _hierarchical(kind: str, n: int, d: int, size: float, spec: HardwareSpec, cal: CollectiveCal) -> float:
+    """Group of n > d devices: d per domain, m = ceil(n / d) domains."""
+    m = -(-n // d)
+    up, out = link_bandwidth(spec, d), link_bandwidth(spec, n)
+    if kind == "send_recv":
+        return flat_time(kind, 2, size, out, cal)
+    if kind == "all_reduce":  # RS inside, all-reduce of a 1/d shard across, AG inside
+        inner = flat_time("reduce_scatter", d, size, up, cal) + flat_time("all_gather", d, size, up, cal)
+        shard = size / d
+        return inner + min(flat_time("all_reduce", m, shard, out, cal), tree_all_reduce_time(m, shard, out, cal))
+    if kind in ("all_gather", "reduce_scatter"):  # the cross-domain part moves (m-1)/m of it per device
+        return flat_time(kind, d, size / m, up, cal) + flat_time(kind, m, size / d, out, cal)
+    # all-to-all: (m-1)/m of each device's data leaves its domain over its NIC while the part for
+    # the other d-1 devices of its domain crosses the scale-up links (both at once)
+    return max(flat_time("all_to_all", d, size / m, up, cal), flat_time("all_to_all", m, size, out, cal))
+
+
+def collective_time(op, spec: HardwareSpec, cal: CollectiveCal) -> float:
+    return collective_seconds(op.collective, op.group, op.comm_bytes, spec, cal)

@@ -85,6 +85,7 @@ class Link(Sourced):
     bandwidth_per_dir: BytesPerS = Field(gt=0)
     name: str = ""
     domain_size: PositiveInt | None = None  # devices reachable at this bandwidth (scale-up only)
+    peer_bandwidth_per_dir: BytesPerS | None = None  # fully connected mesh (scale-up): each pair's own link
 
 
 class Links(BaseModel):

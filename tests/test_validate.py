@@ -8,7 +8,7 @@ from simulator.cli import run
 from validate.published import load_rows, run_group, summarize
 
 
-@pytest.mark.parametrize("group,expected", [("trtllm_v0.6.1_static", 47), ("kernel_gemm", 12), ("interconnect", 5)])
+@pytest.mark.parametrize("group,expected", [("trtllm_v0.6.1_static", 47), ("kernel_gemm", 12), ("interconnect", 10)])
 def test_every_point_of_the_group_is_predicted(group, expected):
     points = run_group(group)
     assert len(points) == expected

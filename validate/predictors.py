@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 
 from simulator.closed_form import whatif
-from simulator.collectives import collective_time
+from simulator.collectives import TRAFFIC, collective_seconds
 from simulator.ops import Op
 from simulator.precision import Precision
 from simulator.roofline import op_time
+from simulator.serving.kv_transfer import host_bandwidth
 from simulator.step import device
 
 HW = {"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "l40s": "l40s", "a100_80g_sxm": "a100-80gb-sxm",
@@ -68,15 +69,30 @@ def kernel_gemm(row: dict) -> tuple[float, str, bool] | None:
     return float(op_time(op, dev)) * 1e3, f"{dev.spec.id} GEMM {M}x{K}x{N} fp16", True
 
 
+BUSBW_PAYLOAD = 4 * 2**30  # bytes: the busbw rows' stated payload (4 GiB); assumed where not stated
+
+
 def interconnect(row: dict) -> tuple[float, str, bool] | None:
-    """NCCL all-reduce of a payload (bytes, from the point id) over n GPUs of one node, in ms."""
-    if row["metric"] != "all_reduce time":
-        return None
-    size = int(row["point_id"].rsplit("_", 1)[1])
-    n = int(row["num_devices"])
+    """NCCL all-reduce times (ms, payload in the point id), all-reduce bus bandwidth (GB/s: 2 (n-1)/n
+    x payload / time) and copies over one link (GB/s: NVLink peer copy as a send/recv; host-to-device
+    over PCIe at serving.kv_transfer's rate, whose efficiency was taken from that very row)."""
+    n, metric = int(row["num_devices"]), row["metric"]
     dev = device(HW[row["hw_id"]])
-    op = Op("all_reduce", "collective", 1, comm_bytes=size, group=n, collective="all_reduce")
-    return collective_time(op, dev.spec, dev.cal.collective) * 1e3, f"{dev.spec.id} all-reduce {size:,} B x{n}", True
+    cal, spec = dev.cal.collective, dev.spec
+    if metric == "all_reduce time":
+        size = int(row["point_id"].rsplit("_", 1)[1])
+        t = collective_seconds("all_reduce", n, size, spec, cal)
+        return t * 1e3, f"{spec.id} all-reduce {size:,} B x{n}", True
+    if "all_reduce busbw" in metric:
+        t = collective_seconds("all_reduce", n, BUSBW_PAYLOAD, spec, cal)
+        note = "" if "4 GiB" in metric else ", payload assumed"
+        return TRAFFIC["all_reduce"](n) * BUSBW_PAYLOAD / t / 1e9, f"{spec.id} all-reduce busbw x{n} (4 GiB{note})", True
+    if metric == "device_to_device_memcpy_write_ce":
+        t = collective_seconds("send_recv", 2, BUSBW_PAYLOAD, spec, cal)
+        return BUSBW_PAYLOAD / t / 1e9, f"{spec.id} peer copy over {spec.links.scaleup.name}", True
+    if metric == "host_to_device_memcpy_ce":
+        return host_bandwidth(spec) / 1e9, f"{spec.id} host-to-device over PCIe (in-sample)", True
+    return None
 
 
 PREDICTORS = {"trtllm_v0.6.1_static": trtllm, "kernel_gemm": kernel_gemm, "interconnect": interconnect}
