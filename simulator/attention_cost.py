@@ -60,6 +60,8 @@ def _head_dims(model: ModelSpec) -> tuple[int, int]:
 
 
 def _prefill(model: ModelSpec, ph: Prefill, layout: Layout, prec: Precision, tile: int):
+    """One rank's attention FLOPs and bytes; context parallelism splits every query's work over
+    the cp ranks (load-balanced causal halves), so a rank does 1/cp of it."""
     heads = model.num_heads // layout.tp
     dqk, dv = _head_dims(model)
     pairs = float(causal_pairs(ph.chunk_lens, ph.prior_lens, model.sliding_window).sum())
@@ -71,13 +73,14 @@ def _prefill(model: ModelSpec, ph: Prefill, layout: Layout, prec: Precision, til
     else:
         per_key = -(-model.num_kv_heads // layout.tp) * (dqk + dv) * prec.kv_bytes
     q_o = ph.tokens * heads * (dqk + dv) * prec.act_bytes
-    return flops, reads * per_key + q_o
+    return flops / layout.cp, (reads * per_key + q_o) / layout.cp
 
 
 def _decode(model: ModelSpec, ph: Decode, layout: Layout, prec: Precision):
+    """One rank's decode attention: under context parallelism it attends its 1/cp shard of the keys."""
     heads = model.num_heads // layout.tp
     ctx = ph.context_lens if model.sliding_window is None else np.minimum(ph.context_lens, model.sliding_window)
-    keys = ctx.sum(axis=-1).astype(np.float64)  # (S,) or scalar
+    keys = ctx.sum(axis=-1).astype(np.float64) / layout.cp  # (S,) or scalar
     if model.mla is not None:  # absorbed: scores over latent+rope, values over the latent
         a = model.mla
         flops = 2.0 * heads * (2 * a.kv_lora_rank + a.qk_rope_head_dim) * keys
@@ -99,10 +102,11 @@ def attention_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precisio
     # RoPE on q and k, then the new tokens' K and V (or latent) written to the cache
     dqk, _ = _head_dims(model)
     rope_heads = model.num_heads // layout.tp + (0 if model.mla else -(-model.num_kv_heads // layout.tp))
-    rope_bytes = 2 * phase.tokens * rope_heads * dqk * prec.act_bytes
-    kv_write = phase.tokens * kv_bytes_per_token_layer(model, layout, prec)
+    tokens = phase.tokens / layout.cp  # a rank's share (decode: new tokens' KV lands on one rank each)
+    rope_bytes = 2 * tokens * rope_heads * dqk * prec.act_bytes
+    kv_write = tokens * kv_bytes_per_token_layer(model, layout, prec)
     return [
-        Op("rope_kv_write", "elementwise", L, 4.0 * phase.tokens * rope_heads * dqk, rope_bytes + kv_write,
+        Op("rope_kv_write", "elementwise", L, 4.0 * tokens * rope_heads * dqk, rope_bytes + kv_write,
            prec.attention_dtype),
         Op("attention", "attention", L, flops, nbytes, prec.attention_dtype),
     ]

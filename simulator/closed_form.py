@@ -58,6 +58,8 @@ class WhatIfResult:
     usd_per_mtok_blended: float | None = None
     price_is_estimate: bool = False
     message: str = ""
+    cp: int = 1
+    ep: int = 1
     notes: list[str] = field(default_factory=list)
     breakdown: list[dict] = field(default_factory=list, repr=False)
 
@@ -83,23 +85,25 @@ def _positive(value: int, flag: str) -> int:
 def whatif(model: str = DEFAULT["model"], hw: str = DEFAULT["hw"], tp: int = 1, pp: int = 1,
            batch: int = 1, input_len: int = DEFAULT["input_len"], output_len: int = DEFAULT["output_len"],
            dtype: str = "bf16", kv_dtype: str | None = None, compute_dtype: str | None = None,
-           check_memory: bool = True, calibration: Calibration | None = None) -> WhatIfResult:
+           check_memory: bool = True, calibration: Calibration | None = None, cp: int = 1, ep: int = 1,
+           ep_imbalance: float = 1.0) -> WhatIfResult:
     """Predict TTFT, TPOT, E2E, throughput, memory and cost of `batch` requests of `input_len`
     prompt tokens and `output_len` generated tokens. IDs or paths for `model` and `hw`.
     With check_memory=False the times are computed even when the memory plan does not fit;
-    `calibration` replaces the device's profile (e.g. to ask what ideal efficiencies would give)."""
-    for v, flag in ((tp, "--tp"), (pp, "--pp"), (batch, "--batch"), (input_len, "--input-len"), (output_len, "--output-len")):
+    `calibration` replaces the device's profile (e.g. to ask what ideal efficiencies would give);
+    cp, ep and ep_imbalance as in phases.Layout."""
+    for v, flag in ((tp, "--tp"), (pp, "--pp"), (cp, "--cp"), (ep, "--ep"), (batch, "--batch"), (input_len, "--input-len"), (output_len, "--output-len")):
         _positive(v, flag)
     m = load_model_spec(model)
     dev = device(hw) if calibration is None else Device(device(hw).spec, calibration)
-    layout = Layout(tp, pp)
+    layout = Layout(tp, pp, cp, ep, float(ep_imbalance))
     check_layout(m, layout)
     prec = resolve_precision(dev.spec, dtype, kv_dtype, compute_dtype)
     plan = memory_plan(m, dev, layout, prec, batch, input_len + output_len, batch * input_len)
     res = WhatIfResult(
         m.id, dev.spec.id, tp, pp, layout.devices, batch, input_len, output_len, prec.weights, prec.kv,
         prec.compute, dev.calibrated, plan.fits, plan.capacity_bytes, plan.weights_bytes,
-        plan.kv_cache_bytes, plan.activation_bytes, plan.max_batch,
+        plan.kv_cache_bytes, plan.activation_bytes, plan.max_batch, cp=cp, ep=ep,
     )
     if m.max_context and input_len + output_len > m.max_context:
         res.notes.append(f"context {input_len + output_len} exceeds {m.id}'s trained maximum of {m.max_context}")

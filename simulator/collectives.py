@@ -82,20 +82,25 @@ def tree_all_reduce_time(n: int, size: float, bw: float, cal: CollectiveCal) -> 
     return cal.latency + 2 * math.ceil(math.log2(n)) * cal.step_latency + 2.0 * size / (cal.efficiency * bw)
 
 
-def collective_seconds(kind: str, group: int, size: float, spec: HardwareSpec, cal: CollectiveCal) -> float:
-    """Seconds of one `kind` collective of `size` bytes over `group` devices of `spec`."""
+def collective_seconds(kind: str, group: int, size: float, spec: HardwareSpec, cal: CollectiveCal,
+                       span: int = 0) -> float:
+    """Seconds of one `kind` collective of `size` bytes over `group` devices of `spec`, spread over
+    `span` devices (a strided group such as the context-parallel ranks of TP groups; 0: contiguous)."""
     if group <= 1 or size <= 0:
         return 0.0
-    d = domain_size(spec)
-    if group <= d or d <= 1:
-        return flat_time(kind, group, size, link_bandwidth(spec, group), cal, one_shot=group <= d)
-    return _hierarchical(kind, group, d, size, spec, cal)
+    d, span = domain_size(spec), max(span, group)
+    if span <= d or d <= 1:
+        return flat_time(kind, group, size, link_bandwidth(spec, group), cal, one_shot=span <= d)
+    per_domain = max(1, group * d // span)  # ranks of the group inside one domain
+    out = link_bandwidth(spec, span)
+    if per_domain == 1:
+        return flat_time(kind, group, size, out, cal)
+    return _hierarchical(kind, group, per_domain, size, link_bandwidth(spec, per_domain), out, cal)
 
 
-def _hierarchical(kind: str, n: int, d: int, size: float, spec: HardwareSpec, cal: CollectiveCal) -> float:
-    """Group of n > d devices: d per domain, m = ceil(n / d) domains."""
+def _hierarchical(kind: str, n: int, d: int, size: float, up: float, out: float, cal: CollectiveCal) -> float:
+    """Group of n devices, d per domain (m = ceil(n / d) domains); `up` and `out` bytes/s per direction."""
     m = -(-n // d)
-    up, out = link_bandwidth(spec, d), link_bandwidth(spec, n)
     if kind == "send_recv":
         return flat_time(kind, 2, size, out, cal)
     if kind == "all_reduce":  # RS inside, all-reduce of a 1/d shard across, AG inside
@@ -110,4 +115,4 @@ def _hierarchical(kind: str, n: int, d: int, size: float, spec: HardwareSpec, ca
 
 
 def collective_time(op, spec: HardwareSpec, cal: CollectiveCal) -> float:
-    return collective_seconds(op.collective, op.group, op.comm_bytes, spec, cal)
+    return collective_seconds(op.collective, op.group, op.comm_bytes, spec, cal, op.span)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .attention_cost import kv_bytes_per_token_layer
 from .layers import all_linears, norm_params
 from .modelspec import ModelSpec
-from .ops import local_shape
+from .ops import local_shape, split_degree
 from .phases import Layout
 from .precision import Precision
 from .roofline import Device
@@ -18,10 +18,11 @@ def weights_bytes(model: ModelSpec, layout: Layout, prec: Precision) -> float:
     LM head (last stage). Embedding and LM head stay 16-bit, as quantisation recipes keep them."""
     layer, head = 0.0, []
     for lin in all_linears(model):
-        k, n = local_shape(lin, layout.tp)
+        k, n = local_shape(lin, split_degree(lin, layout))
         one = k * n + (n if lin.bias else 0)
+        copies = lin.copies // layout.ep if lin.name.startswith("expert_") else lin.copies
         if lin.layers:
-            layer += one * lin.copies * lin.layers * prec.weight_bytes
+            layer += one * copies * lin.layers * prec.weight_bytes
         else:
             head.append(one * prec.act_bytes)
     per_stage_layers = layer / layout.pp
@@ -30,9 +31,10 @@ def weights_bytes(model: ModelSpec, layout: Layout, prec: Precision) -> float:
 
 
 def kv_bytes_per_token(model: ModelSpec, layout: Layout, prec: Precision) -> float:
-    """KV bytes one token holds on one device (its stage's layers)."""
+    """KV bytes one token holds on one device (its stage's layers; its 1/cp share under context
+    parallelism, which shards every sequence's KV over the cp ranks)."""
     layers = -(-model.num_layers // layout.pp)
-    return kv_bytes_per_token_layer(model, layout, prec) * layers
+    return kv_bytes_per_token_layer(model, layout, prec) * layers / layout.cp
 
 
 def cached_tokens(model: ModelSpec, context: int) -> int:
@@ -42,8 +44,10 @@ def cached_tokens(model: ModelSpec, context: int) -> int:
 
 def activation_bytes(model: ModelSpec, tokens: int, sequences: int, layout: Layout, prec: Precision) -> float:
     """Peak transient memory of a step of `tokens`: residual stream, normed input and the widest
-    MLP intermediate (gate/up output plus activation), plus fp32 logits of `sequences` rows."""
+    MLP intermediate (gate/up output plus activation), plus fp32 logits of `sequences` rows; a
+    context-parallel rank holds its 1/cp of the tokens."""
     d, tp, a = model.hidden_size, layout.tp, prec.act_bytes
+    tokens = -(-tokens // layout.cp)
     if model.moe is not None:
         rows_ff = tokens * model.moe.experts_per_token * model.moe.expert_intermediate_size
         rows_ff = max(rows_ff, tokens * model.intermediate_size * (model.moe.dense_layers > 0))

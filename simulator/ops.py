@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-
 from .attention_cost import attention_ops
 from .layers import Linear, all_linears
 from .modelspec import ModelSpec
@@ -29,7 +28,9 @@ class Op:
     shape: tuple[int, int, int] = (0, 0, 0)  # GEMM (M, N, K) on one device
     comm_bytes: float = 0.0  # payload of a collective / p2p transfer
     group: int = 1  # devices in the collective
-    collective: str = ""  # all_reduce | all_gather | send_recv
+    collective: str = ""  # all_reduce | all_gather | reduce_scatter | all_to_all | send_recv
+    span: int = 0  # devices the group is spread over, for the link it takes (0: the group itself)
+    hidden_under: str = ""  # runs under this op (ring attention's K/V passing): only its excess counts
 
 
 def local_shape(lin: Linear, tp: int) -> tuple[int, int]:
@@ -41,6 +42,17 @@ def local_shape(lin: Linear, tp: int) -> tuple[int, int]:
     return lin.in_features, lin.out_features
 
 
+def split_degree(lin: Linear, layout: Layout) -> int:
+    """TP degree a matrix is split by: experts by tp / ep under expert parallelism."""
+    return layout.expert_tp if lin.name.startswith("expert_") else layout.tp
+
+
+def rank_tokens(phase: Phase, layout: Layout) -> int:
+    """Tokens one rank's dense layers process: a context-parallel prefill splits them over cp ranks;
+    decode runs them replicated on every cp rank."""
+    return -(-phase.tokens // layout.cp) if isinstance(phase, Prefill) else phase.tokens
+
+
 def gemm(name: str, m: int, k: int, n: int, count: int, prec: Precision, weight_copies: float = 1.0) -> Op:
     """C[m,n] = A[m,k] @ W[k,n]: reads W (weight dtype) and A, writes C (activation dtype)."""
     a = prec.act_bytes
@@ -49,19 +61,21 @@ def gemm(name: str, m: int, k: int, n: int, count: int, prec: Precision, weight_
 
 
 def _linear_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> list[Op]:
-    T, ops = phase.tokens, []
+    T, ops = rank_tokens(phase, layout), []
     moe = model.moe
     for lin in all_linears(model):
-        k, n = local_shape(lin, layout.tp)
+        k, n = local_shape(lin, split_degree(lin, layout))
         if lin.name == "embedding":
             continue
         if lin.name == "lm_head":  # kept 16-bit by quantisation recipes (as memory.weights_bytes assumes)
             half = replace(prec, weights=prec.attention_dtype, compute=prec.attention_dtype)
-            ops.append(gemm("lm_head", phase.sequences, k, n, 1, half))
+            rows = -(-phase.sequences // layout.cp) if isinstance(phase, Prefill) else phase.sequences
+            ops.append(gemm("lm_head", rows, k, n, 1, half))
         elif lin.name.startswith("expert_"):
-            routed = T * moe.experts_per_token  # token-expert pairs
-            # experts touched by T tokens under uniform top-k routing: E (1 - (1 - k/E)^T)
-            touched = moe.num_experts * (1.0 - (1.0 - moe.experts_per_token / moe.num_experts) ** T)
+            # token-expert pairs on this rank: its EP slot's share of T k, times the imbalance
+            routed = T * moe.experts_per_token / layout.ep * layout.ep_imbalance
+            # experts touched by T tokens under uniform top-k routing: E (1 - (1 - k/E)^T), E/ep of them here
+            touched = moe.num_experts / layout.ep * (1.0 - (1.0 - moe.experts_per_token / moe.num_experts) ** T)
             m_avg = max(1, round(routed / touched))
             op = gemm(lin.name, routed, k, n, lin.layers, prec, weight_copies=touched)
             ops.append(Op(op.name, op.kind, op.count, op.flops, op.bytes, op.dtype, (m_avg, n, k)))
@@ -76,7 +90,7 @@ def _linear_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision)
 
 def _elementwise_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> list[Op]:
     """Norms, residual adds and the MLP activation: memory-bound, ~4 FLOP per element."""
-    T, d, a, L = phase.tokens, model.hidden_size, prec.act_bytes, model.num_layers
+    T, d, a, L = rank_tokens(phase, layout), model.hidden_size, prec.act_bytes, model.num_layers
 
     def ew(name: str, elems_in: float, elems_out: float, count: int) -> Op:
         return Op(name, "elementwise", count, 4.0 * elems_out, (elems_in + elems_out) * a, prec.attention_dtype)
@@ -90,25 +104,56 @@ def _elementwise_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Preci
     ]
     for lin in all_linears(model):
         if lin.name.endswith(("down_proj",)) and lin.layers:
-            ff = -(-lin.in_features // layout.tp)
-            rows = T * model.moe.experts_per_token if lin.name.startswith("expert_") else T
+            ff = -(-lin.in_features // split_degree(lin, layout))
+            expert = lin.name.startswith("expert_")
+            rows = T * model.moe.experts_per_token / layout.ep * layout.ep_imbalance if expert else T
             gated = model.mlp == "gated"
             ops.append(ew(lin.name.replace("down_proj", "act"), (2 if gated else 1) * rows * ff, rows * ff, lin.layers))
     return ops
 
 
 def _comm_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> list[Op]:
-    T, d, a, tp = phase.tokens, model.hidden_size, prec.act_bytes, layout.tp
+    T, d, a, tp, L = rank_tokens(phase, layout), model.hidden_size, prec.act_bytes, layout.tp, model.num_layers
     ops = []
     if tp > 1:
         per_layer = 1 if model.parallel_block else 2  # after attention and after the MLP (Megatron-LM)
-        ops.append(Op("tp_all_reduce", "collective", per_layer * model.num_layers, comm_bytes=T * d * a,
+        ep_layers = model.num_moe_layers if layout.ep > 1 else 0
+        # under EP a MoE layer's two all-reduces become a reduce-scatter and an all-gather (one
+        # all-reduce of traffic) around the dispatch and combine all-to-alls of the routed tokens
+        ops.append(Op("tp_all_reduce", "collective", per_layer * L - ep_layers, comm_bytes=T * d * a,
                       group=tp, collective="all_reduce"))
-        ops.append(Op("logits_all_gather", "collective", 1, comm_bytes=phase.sequences * model.vocab_size * a,
+        if ep_layers:
+            routed = T / tp * model.moe.experts_per_token * d * a  # sent by one rank
+            for name in ("ep_dispatch", "ep_combine"):
+                ops.append(Op(name, "collective", ep_layers, comm_bytes=routed, group=layout.ep,
+                              collective="all_to_all"))
+        rows = -(-phase.sequences // layout.cp) if isinstance(phase, Prefill) else phase.sequences
+        ops.append(Op("logits_all_gather", "collective", 1, comm_bytes=rows * model.vocab_size * a,
                       group=tp, collective="all_gather"))
+    if layout.cp > 1:
+        ops += _cp_ops(model, phase, layout, prec)
     if layout.pp > 1:
-        ops.append(Op("pp_send_recv", "p2p", layout.pp - 1, comm_bytes=T * d * a, group=2, collective="send_recv"))
+        ops.append(Op("pp_send_recv", "p2p", layout.pp - 1, comm_bytes=T * d * a, group=2, collective="send_recv",
+                      span=layout.devices))
     return ops
+
+
+def _cp_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> list[Op]:
+    """Context parallelism's traffic per layer. Prefill: each rank passes its K/V shard around the
+    ring, cp - 1 hops of its tokens' KV, under the attention. Decode: the ranks' partial attention
+    outputs and log-sum-exps (fp32) are gathered and merged."""
+    from .attention_cost import kv_bytes_per_token_layer
+
+    cp, L = layout.cp, model.num_layers
+    if isinstance(phase, Prefill):
+        shard = rank_tokens(phase, layout) * kv_bytes_per_token_layer(model, layout, prec)
+        return [Op("cp_ring_kv", "p2p", L, comm_bytes=(cp - 1) * shard, group=2, collective="send_recv",
+                   span=layout.tp * cp, hidden_under="attention")]
+    heads = model.num_heads // layout.tp
+    dv = model.mla.kv_lora_rank if model.mla is not None else model.head_size
+    partial = phase.tokens * heads * (dv + 1) * 4.0
+    return [Op("cp_merge", "collective", L, comm_bytes=cp * partial, group=cp, collective="all_gather",
+               span=layout.tp * cp)]
 
 
 def build_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision, query_tile: int = 128) -> list[Op]:

@@ -58,5 +58,12 @@ def step_time(model: ModelSpec, dev: Device, phase: Phase, layout: Layout, prec:
     # per wave of `compute_units` tiles, so the effective tile is query_tile x compute units.
     tile = dev.cal.attention.query_tile * (dev.spec.engine.compute_units or 1)
     ops = build_ops(model, phase, layout, prec, tile)
-    times = [op_time(op, dev) for op in ops]
+    times = hide_overlapped(ops, [op_time(op, dev) for op in ops])
     return StepTime(ops, times, sum(times))
+
+
+def hide_overlapped(ops: list[Op], times: list) -> list:
+    """Times with each op that runs under another (`hidden_under`) cut to its excess over it."""
+    by_name = {op.name: t for op, t in zip(ops, times)}
+    return [np.maximum(t - by_name.get(op.hidden_under, 0.0), 0.0) if op.hidden_under else t
+            for op, t in zip(ops, times)]

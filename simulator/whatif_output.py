@@ -49,7 +49,7 @@ def _kv(title: str, rows: list[tuple[str, str]]):
 def _table(res: WhatIfResult, breakdown: bool) -> None:
     con = console()
     con.print(
-        f"[bold]{res.model}[/] on {res.devices}x [bold]{res.hw}[/] (TP{res.tp} PP{res.pp}), batch {res.batch}, "
+        f"[bold]{res.model}[/] on {res.devices}x [bold]{res.hw}[/] ({_layout(res)}), batch {res.batch}, "
         f"{res.input_len:,} in / {res.output_len:,} out; weights {res.dtype}, KV {res.kv_dtype}, GEMM {res.compute_dtype}"
     )
     total = res.weights_bytes + res.kv_cache_bytes + res.activation_bytes
@@ -92,3 +92,8 @@ def _ops(con, res: WhatIfResult) -> None:
         t.add_row(r["phase"], r["op"], r["kind"], str(r["count"]), f"{r['flops'] / 1e9:,.1f}",
                   f"{(r['bytes'] + r['comm_bytes']) / 1e6:,.1f}", _ms(r["time_s"]), f"{100 * r['share']:.1f}%", r["bound"])
     con.print(t)
+
+
+def _layout(res) -> str:
+    parts = [f"TP{res.tp}", f"PP{res.pp}"] + [f"{k}{v}" for k, v in (("CP", res.cp), ("EP", res.ep)) if v > 1]
+    return " ".join(parts)
