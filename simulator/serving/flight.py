@@ -20,10 +20,11 @@ class Flight:
         self.start, self.s0, self.prefill_tokens, self.kv_used = start, s0, prefill_tokens, kv_used
         self.need = need  # stretches: KV blocks reserved for its decode steps (None: a single step)
         self.steps = steps
-        self.ends = steps[0].cumsum()
-        self.ends += start  # end time of each step
-        self._ends = self.ends.tolist()  # for bisect: the router asks every flight on every arrival
-        self.cum_tokens = steps[4].cumsum().tolist()
+        cum = steps[::4].cumsum(axis=1)  # seconds and tokens
+        cum[0] += start
+        self.ends = cum[0]  # end time of each step
+        # as lists, for bisect: the router asks every flight on every arrival
+        self._ends, self.cum_tokens = cum.tolist()
         self.planned = self.k = steps.shape[1]
 
     @property
@@ -39,7 +40,7 @@ class Flight:
 
     def tokens_done(self, now: float) -> int:
         """Tokens processed by the steps that have ended by `now`."""
-        done = self.steps_ended(now)
+        done = bisect_right(self._ends, now)
         return int(self.cum_tokens[done - 1]) if done else 0
 
     def record(self, replica: int) -> tuple:

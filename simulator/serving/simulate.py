@@ -80,8 +80,12 @@ class Arrivals:
 
     def _next(self) -> None:
         req = next(self._iter, None)
-        if req is not None:
-            self.loop.at(req.arrival_s, lambda: self._arrive(req, True), priority=1)
+        if req is not None:  # the only chained arrival scheduled: no closure needed
+            self._upcoming = req
+            self.loop.at(req.arrival_s, self._chained, priority=1)
+
+    def _chained(self) -> None:
+        self._arrive(self._upcoming, True)
 
     def _arrive(self, req: Request, chained: bool) -> None:
         if chained:

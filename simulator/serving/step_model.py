@@ -22,10 +22,12 @@ from ..ops import build_ops
 from ..phases import Decode, Layout, Prefill
 from ..precision import Precision
 from ..roofline import Device, combine, op_time
+from .count_table import count_costs, count_ops
 
 PER_SEQUENCE = {"lm_head", "logits_all_gather"}
 KEY_DEPENDENT = {"attention", "kv_b_proj"}
 NETWORK = ("collective", "p2p")
+TABLE_BLOCK = 1024  # counts tabulated at once
 
 
 def _attention_op(model, phase, layout, prec, tile=128):
@@ -92,8 +94,28 @@ class StepModel:
         w = self.model.sliding_window
         return (contexts if w is None else np.minimum(contexts, w)).sum(axis=-1)
 
+    def _tabulate(self, n: int) -> None:
+        """Cache by_tokens and by_rows for the block of TABLE_BLOCK counts holding n (>= 1), all
+        at once (count_table.py): the same sums as costing each count's ops one by one."""
+        lo = n - n % TABLE_BLOCK
+        counts = np.arange(max(lo, 1), lo + TABLE_BLOCK)
+        ops = count_ops(self.model, self.layout, self.prec, counts, self.tile)
+        keys = counts.tolist()
+        for cache, sign, keep in ((self._by_tokens, 1, lambda x: x not in KEY_DEPENDENT | PER_SEQUENCE),
+                                  (self._by_rows, 1, lambda x: x in PER_SEQUENCE),
+                                  (self._by_rows, -1, lambda x: x == "kv_b_proj")):
+            t, f, b = count_costs(ops, self.dev, len(counts), keep)
+            cache.update(zip(keys if sign > 0 else [-k for k in keys], zip(t.tolist(), f.tolist(), b.tolist())))
+
     def by_tokens(self, tokens: int) -> tuple:
-        if tokens not in self._by_tokens:
+        """Every op but attention, the LM head and logits gather (and MLA's kv_b) of a step of
+        `tokens` tokens."""
+        hit = self._by_tokens.get(tokens)
+        if hit is not None:
+            return hit
+        if tokens >= 1:
+            self._tabulate(tokens)
+        else:
             ops = self._ops(Decode.of(tokens, 1))
             self._by_tokens[tokens] = self._cost(ops, lambda n: n not in KEY_DEPENDENT | PER_SEQUENCE)
         return self._by_tokens[tokens]
@@ -101,12 +123,10 @@ class StepModel:
     def by_rows(self, rows: int) -> tuple:
         """LM head and logits gather of `rows` sequences (MLA's absorbed kv_b in decode: key -rows)."""
         if rows not in self._by_rows:
-            if rows >= 0:
-                self._by_rows[rows] = self._cost(self._ops(Decode.of(rows, 1)), lambda n: n in PER_SEQUENCE)
-            elif self.model.mla is None:
-                self._by_rows[rows] = (0.0, 0.0, 0.0)
-            else:
-                self._by_rows[rows] = self._cost(self._ops(Decode.of(-rows, 1)), lambda n: n == "kv_b_proj")
+            if rows:
+                self._tabulate(abs(rows))
+            else:  # no logits: the LM head still reads its weights
+                self._by_rows[0] = self._cost(self._ops(Decode.of(0, 1)), lambda n: n in PER_SEQUENCE)
         return self._by_rows[rows]
 
     def _fill_base(self, top: int) -> None:
