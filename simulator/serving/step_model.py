@@ -40,12 +40,14 @@ class StepModel:
         self.tile = dev.cal.attention.query_tile * (dev.spec.engine.compute_units or 1)
         self._by_tokens: dict[int, tuple] = {}
         self._by_rows: dict[int, tuple] = {}
-        self._base = np.zeros((1, 3))  # decode step less attention, by batch size (see _fill_base)
+        self._base = np.zeros((3, 1))  # decode step less attention, by batch size (see _fill_base)
         self._coefficients()
         cal = dev.cal  # attention with fixed efficiencies: seconds per FLOP and per byte
         fixed = not isinstance(cal.attention.efficiency, Curve) and not isinstance(cal.memory.efficiency, Curve)
         self._fast = (1.0 / (self._peak * cal.attention.efficiency), 1.0 / (dev.mem_bandwidth * cal.memory.efficiency),
                       cal.overlap_norm) if fixed else None
+        self._per_key = np.array([self._a, self._b])  # decode attention FLOPs and bytes per key and layer
+        self._fast_rates = None if self._fast is None else np.array(self._fast[:2])[:, None]
 
     def _ops(self, phase):
         return build_ops(self.model, phase, self.layout, self.prec, self.tile)
@@ -130,42 +132,41 @@ class StepModel:
         return self._by_rows[rows]
 
     def _fill_base(self, top: int) -> None:
-        """Table of pure-decode steps of 0..top rows less their attention: (seconds, FLOPs, bytes)."""
-        old = len(self._base)
-        grown = np.zeros((max(top + 1, 2 * old), 3))
-        grown[:old] = self._base
-        for b in range(max(old, 1), len(grown)):
-            grown[b] = np.add(np.add(self.by_tokens(b), self.by_rows(b)), self.by_rows(-b))
+        """Table of pure-decode steps of 0..top rows less their attention: (seconds, FLOPs, bytes)
+        by row count, as columns."""
+        old = self._base.shape[1]
+        grown = np.zeros((3, max(top + 1, 2 * old)))
+        grown[:, :old] = self._base
+        for b in range(max(old, 1), grown.shape[1]):
+            grown[:, b] = np.add(np.add(self.by_tokens(b), self.by_rows(b)), self.by_rows(-b))
         self._base = grown
 
     def decode_into(self, out: np.ndarray, rows: np.ndarray, keys: np.ndarray) -> None:
         """out[0..2] = seconds, FLOPs, bytes of pure-decode steps with `rows[j]` (> 0) rows and
-        `keys[j]` attended keys (after any sliding window) in step j."""
-        if int(rows.max()) >= len(self._base):
+        `keys[j]` attended keys (after any sliding window) in step j. Few numpy calls: the
+        stretches are short (16 steps typically), so each call's overhead is most of the cost."""
+        try:
+            base = self._base.take(rows, axis=1)
+        except IndexError:
             self._fill_base(int(rows.max()))
-        base = self._base[rows]
-        flops = keys * self._a  # one layer's attention
-        nbytes = keys * self._b
-        nbytes += rows * self._c
+            base = self._base.take(rows, axis=1)
+        fb = np.multiply.outer(self._per_key, keys)  # one layer's attention: FLOPs a K, bytes b K (+ c B)
+        fb[1] += rows * self._c
         if self._fast is None:
-            np.add(base[:, 0], self._attention(flops, nbytes), out=out[0])
+            out[0] = self._attention(fb[0], fb[1])
         else:
-            alpha, beta, p = self._fast
-            c, m = flops * alpha, nbytes * beta
+            tm = fb * self._fast_rates  # compute and memory seconds
+            p = self._fast[2]
             if math.isinf(p):
-                np.maximum(c, m, out=c)
+                t = np.maximum(tm[0], tm[1], out=out[0])
             else:
-                c **= p
-                m **= p
-                c += m
-                c **= 1.0 / p
-            c += self.dev.cal.attention.overhead
-            c *= self._count
-            np.add(base[:, 0], c, out=out[0])
-        np.multiply(flops, self._count, out=out[1])
-        out[1] += base[:, 1]
-        np.multiply(nbytes, self._count, out=out[2])
-        out[2] += base[:, 2]
+                tm **= p
+                t = np.add(tm[0], tm[1], out=out[0])
+                t **= 1.0 / p
+            t += self.dev.cal.attention.overhead
+            t *= self._count
+        np.multiply(fb, self._count, out=out[1:3])
+        out += base
 
     def _prefill_attention(self, chunks: list[tuple[int, int]]) -> tuple[float, float, float]:
         if self.model.mla is not None:  # decompressing kv_b depends on the keys: build the ops

@@ -72,7 +72,7 @@ class DecodeTimeline:
         return int(np.count_nonzero(seg))
 
     def new_blocks(self, a: int, b: int) -> int:
-        return int(self.blocks[a - self.base: b - self.base].sum())
+        return int(np.add.reduce(self.blocks[a - self.base: b - self.base]))
 
     def at(self, s: int) -> tuple[int, int, int]:
         """(rows, keys, new blocks) of step s."""
