@@ -4,6 +4,7 @@ pools with a KV handover), with per-request and per-step records."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,7 @@ class Arrivals:
         self.queue: list[tuple[float, int, Request]] = []  # closed-loop requests issued, not arrived
 
     def feed(self, requests: list[Request]) -> None:
-        self._iter = iter(sorted(requests, key=lambda r: (r.arrival_s, r.rid)))
+        self._iter = iter(sorted(requests, key=attrgetter("arrival_s", "rid")))
         self._next()
 
     def _next(self) -> None:

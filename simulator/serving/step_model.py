@@ -88,9 +88,9 @@ class StepModel:
             ce, me = evaluate(cal.attention.efficiency, flops), evaluate(cal.memory.efficiency, nbytes)
             compute = flops / (self._peak * float(ce))
             memory = nbytes / (self.dev.mem_bandwidth * float(me))
-        else:
-            compute, memory = flops * self._fast[0], nbytes * self._fast[1]
-        return self._count * (combine(float(compute), float(memory), cal.overlap_norm) + cal.attention.overhead)
+            return self._count * (combine(float(compute), float(memory), cal.overlap_norm) + cal.attention.overhead)
+        fast = self._fast  # plain floats in, plain floats out
+        return self._count * (combine(flops * fast[0], nbytes * fast[1], fast[2]) + cal.attention.overhead)
 
     def _keys(self, contexts: np.ndarray):
         w = self.model.sliding_window
@@ -172,13 +172,16 @@ class StepModel:
         if self.model.mla is not None:  # decompressing kv_b depends on the keys: build the ops
             ph = Prefill(np.array([c for c, _ in chunks]), np.array([p for _, p in chunks]))
             return self._cost(self._ops(ph), lambda n: n in KEY_DEPENDENT)
-        w = self.model.sliding_window
-        if w is None:
-            pairs = sum(c * p + c * (c + 1) // 2 for c, p in chunks)
-        else:
+        w, tile = self.model.sliding_window, self.tile
+        pairs = reads = tokens = 0  # one pass over the chunks (usually one or two)
+        for c, p in chunks:
+            if w is None:
+                pairs += c * p + c * (c + 1) // 2
+            reads += tiled_key_reads(c, p, tile, w)
+            tokens += c
+        if w is not None:
             pairs = float(causal_pairs(np.array([c for c, _ in chunks]), np.array([p for _, p in chunks]), w).sum())
-        reads = sum(tiled_key_reads(c, p, self.tile, w) for c, p in chunks)
-        flops, nbytes = self._pa * pairs, self._pb * reads + self._pc * sum(c for c, _ in chunks)
+        flops, nbytes = self._pa * pairs, self._pb * reads + self._pc * tokens
         return self._attention1(flops, nbytes), self._count * flops, self._count * nbytes
 
     def cost(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> tuple:
@@ -190,7 +193,9 @@ class StepModel:
 
     def cost_keys(self, chunks: list[tuple[int, int]], rows: int, keys: float, logits_rows: int) -> tuple:
         """cost() with the decodes given as `rows` rows attending `keys` keys in all (after any window)."""
-        tokens = sum(c for c, _ in chunks) + rows
+        tokens = rows
+        for c, _ in chunks:
+            tokens += c
         if tokens == 0:
             return 0.0, 0.0, 0.0
         t, f, b = self.by_tokens(tokens)
