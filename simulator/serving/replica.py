@@ -312,11 +312,11 @@ class Replica:
         if k < (1 if head else 2) or need > self.cache.available():
             return False
         self._take(need)
-        rows, keys = tl.span(s, k)
+        rows_keys = tl.span(s, k)
         h = head is not None
         steps = np.empty((5, k + h))
-        self.steps.decode_into(steps[:3, h:], rows, keys)
-        steps[3:, h:] = rows
+        self.steps.decode_into(steps[:3, h:], rows_keys)
+        steps[3:, h:] = rows_keys[0]
         fetch = self._tier_fetch_s()
         if fetch:  # blocks for all k steps are taken: an upper bound
             np.maximum(steps[0, h:], fetch, out=steps[0, h:])

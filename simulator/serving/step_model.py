@@ -46,7 +46,7 @@ class StepModel:
         fixed = not isinstance(cal.attention.efficiency, Curve) and not isinstance(cal.memory.efficiency, Curve)
         self._fast = (1.0 / (self._peak * cal.attention.efficiency), 1.0 / (dev.mem_bandwidth * cal.memory.efficiency),
                       cal.overlap_norm) if fixed else None
-        self._per_key = np.array([self._a, self._b])  # decode attention FLOPs and bytes per key and layer
+        self._per_key = np.array([[0.0, self._a], [self._c, self._b]])  # decode attention by (rows, keys)
         self._fast_rates = None if self._fast is None else np.array(self._fast[:2])[:, None]
 
     def _ops(self, phase):
@@ -141,17 +141,18 @@ class StepModel:
             grown[:, b] = np.add(np.add(self.by_tokens(b), self.by_rows(b)), self.by_rows(-b))
         self._base = grown
 
-    def decode_into(self, out: np.ndarray, rows: np.ndarray, keys: np.ndarray) -> None:
-        """out[0..2] = seconds, FLOPs, bytes of pure-decode steps with `rows[j]` (> 0) rows and
-        `keys[j]` attended keys (after any sliding window) in step j. Few numpy calls: the
-        stretches are short (16 steps typically), so each call's overhead is most of the cost."""
+    def decode_into(self, out: np.ndarray, rows_keys: np.ndarray) -> None:
+        """out[0..2] = seconds, FLOPs, bytes of pure-decode steps with rows_keys[0, j] (> 0) rows
+        and rows_keys[1, j] attended keys (after any sliding window) in step j. Few numpy calls:
+        the stretches are short (16 steps typically), so each call's overhead is most of the cost."""
+        rows = rows_keys[0]
         try:
             base = self._base.take(rows, axis=1)
         except IndexError:
             self._fill_base(int(rows.max()))
             base = self._base.take(rows, axis=1)
-        fb = np.multiply.outer(self._per_key, keys)  # one layer's attention: FLOPs a K, bytes b K (+ c B)
-        fb[1] += rows * self._c
+        # one layer's attention: FLOPs a K, bytes b K + c B (integers, so exact in any order)
+        fb = self._per_key @ rows_keys
         if self._fast is None:
             out[0] = self._attention(fb[0], fb[1])
         else:

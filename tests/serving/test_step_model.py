@@ -61,3 +61,16 @@ def test_tabulated_counts_equal_the_ops_costed_one_by_one(model, hw, tp, dtype, 
                   sm._cost(ops, lambda x: x in PER_SEQUENCE), sm._cost(ops, lambda x: x == "kv_b_proj")]
         for got, want in zip([sm.by_tokens(n), sm.by_rows(n), sm.by_rows(-n)], by_ops):
             assert got == pytest.approx(want, rel=1e-12, abs=0.0)
+
+
+@pytest.mark.parametrize("curves", [False, True])
+def test_decode_stretch_equals_single_steps(curves):
+    m, dev = load_model_spec("mistral-7b"), device("a100-80gb-sxm")
+    dev = _curved(dev) if curves else dev
+    sm = StepModel(m, dev, Layout(), resolve_precision(dev.spec, "bf16"))
+    rows, keys = np.array([300, 40, 39, 12, 1]), np.array([900_000, 80_040, 79_100, 30_000, 4_000])
+    out = np.empty((3, len(rows)))
+    sm.decode_into(out, np.array([rows, keys]))
+    for j in range(len(rows)):
+        want = sm.cost_keys([], int(rows[j]), float(keys[j]), int(rows[j]))
+        assert tuple(out[:, j]) == pytest.approx(want, rel=1e-12, abs=0.0)
