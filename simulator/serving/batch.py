@@ -110,4 +110,4 @@ class StepLog:
 
     def max_dt(self, a: int, b: int) -> float:
         """Largest duration of steps a .. b-1 (0 when none)."""
-        return float(self._dt[a - self.base: b - self.base].max()) if b > a else 0.0
+        return float(np.maximum.reduce(self._dt[a - self.base: b - self.base])) if b > a else 0.0

@@ -20,10 +20,11 @@ class Flight:
         self.start, self.s0, self.prefill_tokens, self.kv_used = start, s0, prefill_tokens, kv_used
         self.need = need  # stretches: KV blocks reserved for its decode steps (None: a single step)
         self.steps = steps
-        self.ends = steps[0].cumsum()
-        self.ends += start  # end time of each step
-        self._ends = self.ends.tolist()  # for bisect: the router asks every flight on every arrival
-        self.cum_tokens = steps[4].cumsum().tolist()
+        cum = np.add.accumulate(steps[::4], axis=1)  # seconds and tokens (cumsum, less overhead)
+        cum[0] += start
+        self.ends = cum[0]  # end time of each step
+        # as lists, for bisect: the router asks every flight on every arrival
+        self.end_list, self.cum_tokens = cum.tolist()
         self.planned = self.k = steps.shape[1]
 
     @property
@@ -32,18 +33,18 @@ class Flight:
 
     def truncate(self, k: int) -> None:
         self.steps, self.ends, self.k = self.steps[:, :k], self.ends[:k], k
-        del self._ends[k:], self.cum_tokens[k:]
+        del self.end_list[k:], self.cum_tokens[k:]
 
     def steps_ended(self, now: float) -> int:
-        return bisect_right(self._ends, now)
+        return bisect_right(self.end_list, now)
 
     def tokens_done(self, now: float) -> int:
         """Tokens processed by the steps that have ended by `now`."""
-        done = self.steps_ended(now)
+        done = bisect_right(self.end_list, now)
         return int(self.cum_tokens[done - 1]) if done else 0
 
     def record(self, replica: int) -> tuple:
         """(replica, start_s, duration_s, n_steps, decode_tokens, prefill_tokens, flops, bytes, kv_blocks_used)."""
-        _, flops, nbytes, rows, _ = self.steps.sum(axis=1).tolist()
-        return (replica, self.start, self._ends[-1] - self.start, self.k, int(rows), self.prefill_tokens, flops,
+        _, flops, nbytes, rows, _ = np.add.reduce(self.steps, axis=1).tolist()
+        return (replica, self.start, self.end_list[-1] - self.start, self.k, int(rows), self.prefill_tokens, flops,
                 nbytes, self.kv_used)

@@ -16,6 +16,7 @@ step coordinates (batch.py) and a decoding row's whole future is in the decode t
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -79,8 +80,11 @@ class Replica:
     def outstanding_tokens(self) -> int:
         """Prompt and output tokens not yet processed (for the least-outstanding-tokens router),
         counting the steps in flight that have ended by now."""
-        fly = self.fly
-        return self.work if fly is None else self.work - fly.tokens_done(self.loop.now)
+        fly = self.fly  # Flight.tokens_done inlined: the router asks every replica on every arrival
+        if fly is None:
+            return self.work
+        done = bisect_right(fly.end_list, self.loop.now)
+        return self.work - int(fly.cum_tokens[done - 1]) if done else self.work
 
     def out_len(self, req: Request) -> int:
         return 1 if self.opts.role == "prefill" else req.output_len
@@ -123,7 +127,7 @@ class Replica:
         if k < fly.k:
             fly.truncate(k)
             self.horizon = max(16, 2 * k)
-            self._schedule(float(fly.ends[-1]))
+            self._schedule(fly.end_list[-1])
 
     def _enqueue(self, req: Request, generated: int, kv: int, host: bool, front: bool) -> None:
         (self.waiting.appendleft if front else self.waiting.append)((req, generated, kv, host))
@@ -268,7 +272,7 @@ class Replica:
             if self._start_flight(head, s0 + 1, prefill):
                 return
         self.fly = Flight(self.loop.now, s0, np.array(head, dtype=np.float64)[:, None], prefill, self._used())
-        self._schedule(float(self.fly.ends[-1]))
+        self._schedule(self.fly.end_list[-1])
 
     def _share_prefix(self, row: Row) -> None:
         """Row just prefilled its prompt: hand its prefix blocks to the prefix cache."""
@@ -320,11 +324,11 @@ class Replica:
         if k < (1 if head else 2) or need > self.cache.available():
             return False
         self._take(need)
-        rows, keys = tl.span(s, k)
+        rows_keys = tl.span(s, k)
         h = head is not None
         steps = np.empty((5, k + h))
-        self.steps.decode_into(steps[:3, h:], rows, keys)
-        steps[3:, h:] = rows
+        self.steps.decode_into(steps[:3, h:], rows_keys)
+        steps[3:, h:] = rows_keys[0]
         fetch = self._tier_fetch_s()
         if fetch:  # blocks for all k steps are taken: an upper bound
             np.maximum(steps[0, h:], fetch, out=steps[0, h:])
@@ -333,7 +337,7 @@ class Replica:
         else:
             steps[0, 0] += self._swap_s
         self.fly = Flight(self.loop.now, s - h, steps, prefill, self._used(), need)
-        self._schedule(float(self.fly.ends[-1]))
+        self._schedule(self.fly.end_list[-1])
         return True
 
     def _complete(self, token: int) -> None:

@@ -4,6 +4,7 @@ pools with a KV handover), with per-request and per-step records."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -65,13 +66,17 @@ class Arrivals:
         self.queue: list[tuple[float, int, Request]] = []  # closed-loop requests issued, not arrived
 
     def feed(self, requests: list[Request]) -> None:
-        self._iter = iter(sorted(requests, key=lambda r: (r.arrival_s, r.rid)))
+        self._iter = iter(sorted(requests, key=attrgetter("arrival_s", "rid")))
         self._next()
 
     def _next(self) -> None:
         req = next(self._iter, None)
-        if req is not None:
-            self.loop.at(req.arrival_s, lambda: self._arrive(req, True), priority=1)
+        if req is not None:  # the only chained arrival scheduled: no closure needed
+            self._upcoming = req
+            self.loop.at(req.arrival_s, self._chained, priority=1)
+
+    def _chained(self) -> None:
+        self._arrive(self._upcoming, True)
 
     def _arrive(self, req: Request, chained: bool) -> None:
         if chained:

@@ -22,10 +22,12 @@ from ..ops import build_ops
 from ..phases import Decode, Layout, Prefill
 from ..precision import Precision
 from ..roofline import Device, combine, op_time
+from .count_table import count_costs, count_ops
 
 PER_SEQUENCE = {"lm_head", "logits_all_gather"}
 KEY_DEPENDENT = {"attention", "kv_b_proj"}
 NETWORK = ("collective", "p2p")
+TABLE_BLOCK = 1024  # counts tabulated at once
 
 
 def _attention_op(model, phase, layout, prec, tile=128):
@@ -38,12 +40,14 @@ class StepModel:
         self.tile = dev.cal.attention.query_tile * (dev.spec.engine.compute_units or 1)
         self._by_tokens: dict[int, tuple] = {}
         self._by_rows: dict[int, tuple] = {}
-        self._base = np.zeros((1, 3))  # decode step less attention, by batch size (see _fill_base)
+        self._base = np.zeros((3, 1))  # decode step less attention, by batch size (see _fill_base)
         self._coefficients()
         cal = dev.cal  # attention with fixed efficiencies: seconds per FLOP and per byte
         fixed = not isinstance(cal.attention.efficiency, Curve) and not isinstance(cal.memory.efficiency, Curve)
         self._fast = (1.0 / (self._peak * cal.attention.efficiency), 1.0 / (dev.mem_bandwidth * cal.memory.efficiency),
                       cal.overlap_norm) if fixed else None
+        self._per_key = np.array([[0.0, self._a], [self._c, self._b]])  # decode attention by (rows, keys)
+        self._fast_rates = None if self._fast is None else np.array(self._fast[:2])[:, None]
 
     def _ops(self, phase):
         return build_ops(self.model, phase, self.layout, self.prec, self.tile)
@@ -84,16 +88,36 @@ class StepModel:
             ce, me = evaluate(cal.attention.efficiency, flops), evaluate(cal.memory.efficiency, nbytes)
             compute = flops / (self._peak * float(ce))
             memory = nbytes / (self.dev.mem_bandwidth * float(me))
-        else:
-            compute, memory = flops * self._fast[0], nbytes * self._fast[1]
-        return self._count * (combine(float(compute), float(memory), cal.overlap_norm) + cal.attention.overhead)
+            return self._count * (combine(float(compute), float(memory), cal.overlap_norm) + cal.attention.overhead)
+        fast = self._fast  # plain floats in, plain floats out
+        return self._count * (combine(flops * fast[0], nbytes * fast[1], fast[2]) + cal.attention.overhead)
 
     def _keys(self, contexts: np.ndarray):
         w = self.model.sliding_window
         return (contexts if w is None else np.minimum(contexts, w)).sum(axis=-1)
 
+    def _tabulate(self, n: int) -> None:
+        """Cache by_tokens and by_rows for the block of TABLE_BLOCK counts holding n (>= 1), all
+        at once (count_table.py): the same sums as costing each count's ops one by one."""
+        lo = n - n % TABLE_BLOCK
+        counts = np.arange(max(lo, 1), lo + TABLE_BLOCK)
+        ops = count_ops(self.model, self.layout, self.prec, counts, self.tile)
+        keys = counts.tolist()
+        for cache, sign, keep in ((self._by_tokens, 1, lambda x: x not in KEY_DEPENDENT | PER_SEQUENCE),
+                                  (self._by_rows, 1, lambda x: x in PER_SEQUENCE),
+                                  (self._by_rows, -1, lambda x: x == "kv_b_proj")):
+            t, f, b = count_costs(ops, self.dev, len(counts), keep)
+            cache.update(zip(keys if sign > 0 else [-k for k in keys], zip(t.tolist(), f.tolist(), b.tolist())))
+
     def by_tokens(self, tokens: int) -> tuple:
-        if tokens not in self._by_tokens:
+        """Every op but attention, the LM head and logits gather (and MLA's kv_b) of a step of
+        `tokens` tokens."""
+        hit = self._by_tokens.get(tokens)
+        if hit is not None:
+            return hit
+        if tokens >= 1:
+            self._tabulate(tokens)
+        else:
             ops = self._ops(Decode.of(tokens, 1))
             self._by_tokens[tokens] = self._cost(ops, lambda n: n not in KEY_DEPENDENT | PER_SEQUENCE)
         return self._by_tokens[tokens]
@@ -101,63 +125,64 @@ class StepModel:
     def by_rows(self, rows: int) -> tuple:
         """LM head and logits gather of `rows` sequences (MLA's absorbed kv_b in decode: key -rows)."""
         if rows not in self._by_rows:
-            if rows >= 0:
-                self._by_rows[rows] = self._cost(self._ops(Decode.of(rows, 1)), lambda n: n in PER_SEQUENCE)
-            elif self.model.mla is None:
-                self._by_rows[rows] = (0.0, 0.0, 0.0)
-            else:
-                self._by_rows[rows] = self._cost(self._ops(Decode.of(-rows, 1)), lambda n: n == "kv_b_proj")
+            if rows:
+                self._tabulate(abs(rows))
+            else:  # no logits: the LM head still reads its weights
+                self._by_rows[0] = self._cost(self._ops(Decode.of(0, 1)), lambda n: n in PER_SEQUENCE)
         return self._by_rows[rows]
 
     def _fill_base(self, top: int) -> None:
-        """Table of pure-decode steps of 0..top rows less their attention: (seconds, FLOPs, bytes)."""
-        old = len(self._base)
-        grown = np.zeros((max(top + 1, 2 * old), 3))
-        grown[:old] = self._base
-        for b in range(max(old, 1), len(grown)):
-            grown[b] = np.add(np.add(self.by_tokens(b), self.by_rows(b)), self.by_rows(-b))
+        """Table of pure-decode steps of 0..top rows less their attention: (seconds, FLOPs, bytes)
+        by row count, as columns."""
+        old = self._base.shape[1]
+        grown = np.zeros((3, max(top + 1, 2 * old)))
+        grown[:, :old] = self._base
+        for b in range(max(old, 1), grown.shape[1]):
+            grown[:, b] = np.add(np.add(self.by_tokens(b), self.by_rows(b)), self.by_rows(-b))
         self._base = grown
 
-    def decode_into(self, out: np.ndarray, rows: np.ndarray, keys: np.ndarray) -> None:
-        """out[0..2] = seconds, FLOPs, bytes of pure-decode steps with `rows[j]` (> 0) rows and
-        `keys[j]` attended keys (after any sliding window) in step j."""
-        if int(rows.max()) >= len(self._base):
+    def decode_into(self, out: np.ndarray, rows_keys: np.ndarray) -> None:
+        """out[0..2] = seconds, FLOPs, bytes of pure-decode steps with rows_keys[0, j] (> 0) rows
+        and rows_keys[1, j] attended keys (after any sliding window) in step j. Few numpy calls:
+        the stretches are short (16 steps typically), so each call's overhead is most of the cost."""
+        rows = rows_keys[0]
+        try:
+            base = self._base.take(rows, axis=1)
+        except IndexError:
             self._fill_base(int(rows.max()))
-        base = self._base[rows]
-        flops = keys * self._a  # one layer's attention
-        nbytes = keys * self._b
-        nbytes += rows * self._c
+            base = self._base.take(rows, axis=1)
+        # one layer's attention: FLOPs a K, bytes b K + c B (integers, so exact in any order)
+        fb = self._per_key @ rows_keys
         if self._fast is None:
-            np.add(base[:, 0], self._attention(flops, nbytes), out=out[0])
+            out[0] = self._attention(fb[0], fb[1])
         else:
-            alpha, beta, p = self._fast
-            c, m = flops * alpha, nbytes * beta
+            tm = fb * self._fast_rates  # compute and memory seconds
+            p = self._fast[2]
             if math.isinf(p):
-                np.maximum(c, m, out=c)
+                t = np.maximum(tm[0], tm[1], out=out[0])
             else:
-                c **= p
-                m **= p
-                c += m
-                c **= 1.0 / p
-            c += self.dev.cal.attention.overhead
-            c *= self._count
-            np.add(base[:, 0], c, out=out[0])
-        np.multiply(flops, self._count, out=out[1])
-        out[1] += base[:, 1]
-        np.multiply(nbytes, self._count, out=out[2])
-        out[2] += base[:, 2]
+                tm **= p
+                t = np.add(tm[0], tm[1], out=out[0])
+                t **= 1.0 / p
+            t += self.dev.cal.attention.overhead
+            t *= self._count
+        np.multiply(fb, self._count, out=out[1:3])
+        out += base
 
     def _prefill_attention(self, chunks: list[tuple[int, int]]) -> tuple[float, float, float]:
         if self.model.mla is not None:  # decompressing kv_b depends on the keys: build the ops
             ph = Prefill(np.array([c for c, _ in chunks]), np.array([p for _, p in chunks]))
             return self._cost(self._ops(ph), lambda n: n in KEY_DEPENDENT)
-        w = self.model.sliding_window
-        if w is None:
-            pairs = sum(c * p + c * (c + 1) // 2 for c, p in chunks)
-        else:
+        w, tile = self.model.sliding_window, self.tile
+        pairs = reads = tokens = 0  # one pass over the chunks (usually one or two)
+        for c, p in chunks:
+            if w is None:
+                pairs += c * p + c * (c + 1) // 2
+            reads += tiled_key_reads(c, p, tile, w)
+            tokens += c
+        if w is not None:
             pairs = float(causal_pairs(np.array([c for c, _ in chunks]), np.array([p for _, p in chunks]), w).sum())
-        reads = sum(tiled_key_reads(c, p, self.tile, w) for c, p in chunks)
-        flops, nbytes = self._pa * pairs, self._pb * reads + self._pc * sum(c for c, _ in chunks)
+        flops, nbytes = self._pa * pairs, self._pb * reads + self._pc * tokens
         return self._attention1(flops, nbytes), self._count * flops, self._count * nbytes
 
     def cost(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> tuple:
@@ -169,7 +194,9 @@ class StepModel:
 
     def cost_keys(self, chunks: list[tuple[int, int]], rows: int, keys: float, logits_rows: int) -> tuple:
         """cost() with the decodes given as `rows` rows attending `keys` keys in all (after any window)."""
-        tokens = sum(c for c, _ in chunks) + rows
+        tokens = rows
+        for c, _ in chunks:
+            tokens += c
         if tokens == 0:
             return 0.0, 0.0, 0.0
         t, f, b = self.by_tokens(tokens)

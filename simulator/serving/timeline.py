@@ -20,8 +20,8 @@ class DecodeTimeline:
         self._alloc(size)
 
     def _alloc(self, size: int) -> None:
-        self.rows = np.zeros(size, dtype=np.int64)
-        self.keys = np.zeros(size, dtype=np.int64)
+        self.rows_keys = np.zeros((2, size), dtype=np.int64)  # one array: a stretch reads both at once
+        self.rows, self.keys = self.rows_keys
         self.blocks = np.zeros(size, dtype=np.int64)
         self._t = np.arange(size, dtype=np.int64)
 
@@ -72,13 +72,14 @@ class DecodeTimeline:
         return int(np.count_nonzero(seg))
 
     def new_blocks(self, a: int, b: int) -> int:
-        return int(self.blocks[a - self.base: b - self.base].sum())
+        return int(np.add.reduce(self.blocks[a - self.base: b - self.base]))
 
     def at(self, s: int) -> tuple[int, int, int]:
         """(rows, keys, new blocks) of step s."""
         i = s - self.base
         return int(self.rows[i]), int(self.keys[i]), int(self.blocks[i])
 
-    def span(self, s: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def span(self, s: int, k: int) -> np.ndarray:
+        """(2, k) view: rows and keys of steps s .. s+k-1."""
         i = s - self.base
-        return self.rows[i: i + k], self.keys[i: i + k]
+        return self.rows_keys[:, i: i + k]

@@ -28,3 +28,49 @@ def test_mixed_step_costs_less_than_separate_steps():
     ctx = np.full(32, 2000)
     mixed = sm.time([(512, 0)], ctx, 32)
     assert mixed < sm.time([(512, 0)], np.zeros(0), 0) + sm.time([], ctx, 32)  # weights read once
+
+
+def _curved(dev):
+    """The device with efficiency curves (and a finite overlap norm) in place of the fixed figures."""
+    from simulator.calibration import Curve
+    from simulator.roofline import Device
+
+    curve = Curve(size=[1e6, 1e9, 1e12], efficiency=[0.1, 0.5, 0.8])
+    cal = dev.cal.model_copy(update={
+        "gemm": dev.cal.gemm.model_copy(update={"efficiency": {"bf16": curve, "fp8": curve}}),
+        "memory": dev.cal.memory.model_copy(update={"efficiency": Curve(size=[1e4, 1e8], efficiency=[0.2, 0.9])}),
+        "elementwise": dev.cal.elementwise.model_copy(update={"efficiency": curve}),
+        "overlap_norm": 3.0})
+    return Device(dev.spec, cal)
+
+
+@pytest.mark.parametrize("model,hw,tp,dtype,curves", [
+    ("llama-3.1-8b", "h100-sxm", 1, "bf16", False), ("llama-3.1-8b", "h100-sxm", 1, "bf16", True),
+    ("mistral-7b", "a100-80gb-sxm", 1, "bf16", False), ("llama-2-70b", "h200-sxm", 4, "fp8", True),
+    ("deepseek-v3", "h200-sxm", 8, "fp8", False), ("deepseek-v3", "h200-sxm", 8, "fp8", True),
+    ("mixtral-8x7b", "h200-sxm", 2, "bf16", True)])
+def test_tabulated_counts_equal_the_ops_costed_one_by_one(model, hw, tp, dtype, curves):
+    from simulator.serving.step_model import KEY_DEPENDENT, PER_SEQUENCE
+
+    m, dev, layout = load_model_spec(model), device(hw), Layout(tp=tp)
+    dev = _curved(dev) if curves else dev
+    sm = StepModel(m, dev, layout, resolve_precision(dev.spec, dtype))
+    for n in [1, 2, 3, 7, 64, 127, 128, 129, 255, 256, 1000, 1023, 1024, 1025, 2047, 4096, 5000, 8191, 8192, 8300]:
+        ops = sm._ops(Decode.of(n, 1))
+        by_ops = [sm._cost(ops, lambda x: x not in KEY_DEPENDENT | PER_SEQUENCE),
+                  sm._cost(ops, lambda x: x in PER_SEQUENCE), sm._cost(ops, lambda x: x == "kv_b_proj")]
+        for got, want in zip([sm.by_tokens(n), sm.by_rows(n), sm.by_rows(-n)], by_ops):
+            assert got == pytest.approx(want, rel=1e-12, abs=0.0)
+
+
+@pytest.mark.parametrize("curves", [False, True])
+def test_decode_stretch_equals_single_steps(curves):
+    m, dev = load_model_spec("mistral-7b"), device("a100-80gb-sxm")
+    dev = _curved(dev) if curves else dev
+    sm = StepModel(m, dev, Layout(), resolve_precision(dev.spec, "bf16"))
+    rows, keys = np.array([300, 40, 39, 12, 1]), np.array([900_000, 80_040, 79_100, 30_000, 4_000])
+    out = np.empty((3, len(rows)))
+    sm.decode_into(out, np.array([rows, keys]))
+    for j in range(len(rows)):
+        want = sm.cost_keys([], int(rows[j]), float(keys[j]), int(rows[j]))
+        assert tuple(out[:, j]) == pytest.approx(want, rel=1e-12, abs=0.0)

@@ -50,6 +50,6 @@ def test_decode_into_equals_single_steps():
     sm = StepModel(m, dev, Layout(), resolve_precision(dev.spec, "bf16"))
     rows, keys = np.array([40, 40, 39, 12, 1]), np.array([80_000, 80_040, 79_100, 30_000, 5_000])
     out = np.empty((3, len(rows)))
-    sm.decode_into(out, rows, keys)
+    sm.decode_into(out, np.array([rows, keys]))
     for j in range(len(rows)):
         assert tuple(out[:, j]) == pytest.approx(sm.cost_keys([], int(rows[j]), float(keys[j]), int(rows[j])), rel=1e-12)
