@@ -122,7 +122,8 @@ def solve(candidates, demand_rps: dict[str, float], inventory: dict[str, int | N
         why = error or f"time limit {time_limit_s:g} s hit before any plan was found"
         return result("unknown", nan, nan, [], [why])
     elastic = _Model(cands, classes, demand_rps, inventory, pairs, objective, elastic=True)
-    e_status, _, _ = _run(elastic.prob, solver_name, time_limit_s, 0.0)
+    left_s = max(time_limit_s - (time.perf_counter() - t0), 0.1 * time_limit_s)  # diagnosis shares the limit
+    e_status, _, _ = _run(elastic.prob, solver_name, left_s, gap)
     if e_status in ("optimal", "feasible"):
         reasons = overuse_reasons(elastic.device_use(), inventory)
     if e_status not in ("optimal", "feasible") or not reasons:
