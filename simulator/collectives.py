@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .calibration import CollectiveCal
 from .hwspec import HardwareSpec
 
@@ -64,20 +66,24 @@ def link_bandwidth(spec: HardwareSpec, group: int) -> float:
     return spec.memory.device.bandwidth  # single-package devices (SoC): through shared memory
 
 
-def flat_time(kind: str, n: int, size: float, bw: float, cal: CollectiveCal, one_shot: bool = False) -> float:
+def _min(a, b):
+    return np.minimum(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else min(a, b)
+
+
+def flat_time(kind: str, n: int, size, bw: float, cal: CollectiveCal, one_shot: bool = False):
     """One level: `kind` over n devices on links of `bw` bytes/s per direction; an all-reduce takes
-    the faster of ring and (where `one_shot`) one-shot."""
-    if n <= 1 or size <= 0:
+    the faster of ring and (where `one_shot`) one-shot. `size` may be an array of payloads."""
+    if n <= 1:
         return 0.0
     rate = cal.efficiency * bw
     t = cal.latency + STEPS[kind](n) * cal.step_latency + TRAFFIC[kind](n) * size / rate
     if kind == "all_reduce" and one_shot:
-        t = min(t, cal.latency + cal.step_latency + (n - 1) * size / rate)
+        t = _min(t, cal.latency + cal.step_latency + (n - 1) * size / rate)
     return t
 
 
-def tree_all_reduce_time(n: int, size: float, bw: float, cal: CollectiveCal) -> float:
-    if n <= 1 or size <= 0:
+def tree_all_reduce_time(n: int, size, bw: float, cal: CollectiveCal):
+    if n <= 1:
         return 0.0
     return cal.latency + 2 * math.ceil(math.log2(n)) * cal.step_latency + 2.0 * size / (cal.efficiency * bw)
 
@@ -85,8 +91,15 @@ def tree_all_reduce_time(n: int, size: float, bw: float, cal: CollectiveCal) -> 
 def collective_seconds(kind: str, group: int, size: float, spec: HardwareSpec, cal: CollectiveCal,
                        span: int = 0) -> float:
     """Seconds of one `kind` collective of `size` bytes over `group` devices of `spec`, spread over
-    `span` devices (a strided group such as the context-parallel ranks of TP groups; 0: contiguous)."""
-    if group <= 1 or size <= 0:
+    `span` devices (a strided group such as the context-parallel ranks of TP groups; 0: contiguous).
+    `size` may be an array of payloads (zero where nothing moves)."""
+    if isinstance(size, np.ndarray):
+        return np.where(size > 0, _seconds(kind, group, size, spec, cal, span), 0.0)
+    return _seconds(kind, group, size, spec, cal, span) if size > 0 else 0.0
+
+
+def _seconds(kind: str, group: int, size, spec: HardwareSpec, cal: CollectiveCal, span: int):
+    if group <= 1:
         return 0.0
     d, span = domain_size(spec), max(span, group)
     if span <= d or d <= 1:
@@ -98,7 +111,7 @@ def collective_seconds(kind: str, group: int, size: float, spec: HardwareSpec, c
     return _hierarchical(kind, group, per_domain, size, link_bandwidth(spec, per_domain), out, cal)
 
 
-def _hierarchical(kind: str, n: int, d: int, size: float, up: float, out: float, cal: CollectiveCal) -> float:
+def _hierarchical(kind: str, n: int, d: int, size, up: float, out: float, cal: CollectiveCal) -> float:
     """Group of n devices, d per domain (m = ceil(n / d) domains); `up` and `out` bytes/s per direction."""
     m = -(-n // d)
     if kind == "send_recv":
@@ -106,12 +119,13 @@ def _hierarchical(kind: str, n: int, d: int, size: float, up: float, out: float,
     if kind == "all_reduce":  # RS inside, all-reduce of a 1/d shard across, AG inside
         inner = flat_time("reduce_scatter", d, size, up, cal) + flat_time("all_gather", d, size, up, cal)
         shard = size / d
-        return inner + min(flat_time("all_reduce", m, shard, out, cal), tree_all_reduce_time(m, shard, out, cal))
+        return inner + _min(flat_time("all_reduce", m, shard, out, cal), tree_all_reduce_time(m, shard, out, cal))
     if kind in ("all_gather", "reduce_scatter"):  # the cross-domain part moves (m-1)/m of it per device
         return flat_time(kind, d, size / m, up, cal) + flat_time(kind, m, size / d, out, cal)
     # all-to-all: (m-1)/m of each device's data leaves its domain over its NIC while the part for
     # the other d-1 devices of its domain crosses the scale-up links (both at once)
-    return max(flat_time("all_to_all", d, size / m, up, cal), flat_time("all_to_all", m, size, out, cal))
+    inside, across = flat_time("all_to_all", d, size / m, up, cal), flat_time("all_to_all", m, size, out, cal)
+    return np.maximum(inside, across) if isinstance(size, np.ndarray) else max(inside, across)
 
 
 def collective_time(op, spec: HardwareSpec, cal: CollectiveCal) -> float:

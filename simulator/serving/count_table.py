@@ -13,10 +13,10 @@ import numpy as np
 
 from ..attention_cost import attention_ops
 from ..calibration import evaluate
-from ..collectives import TRAFFIC, link_bandwidth
+from ..collectives import collective_seconds
 from ..layers import all_linears
 from ..modelspec import ModelSpec
-from ..ops import Op, _comm_ops, _elementwise_ops, gemm, local_shape
+from ..ops import Op, _comm_ops, _elementwise_ops, gemm, local_shape, split_degree
 from ..phases import Layout
 from ..precision import Precision
 from ..roofline import Device, _terms, combine
@@ -40,15 +40,15 @@ def _linear_ops(model: ModelSpec, n: np.ndarray, layout: Layout, prec: Precision
     """ops._linear_ops of a decode step, on arrays (MoE expert shapes rounded element-wise)."""
     moe, ops = model.moe, []
     for lin in all_linears(model):
-        k, m = local_shape(lin, layout.tp)
+        k, m = local_shape(lin, split_degree(lin, layout))
         if lin.name == "embedding":
             continue
         if lin.name == "lm_head":
             half = replace(prec, weights=prec.attention_dtype, compute=prec.attention_dtype)
             ops.append(gemm("lm_head", n, k, m, 1, half))
         elif lin.name.startswith("expert_"):
-            routed = n * moe.experts_per_token
-            touched = moe.num_experts * (1.0 - (1.0 - moe.experts_per_token / moe.num_experts) ** n)
+            routed = n * moe.experts_per_token / layout.ep * layout.ep_imbalance
+            touched = moe.num_experts / layout.ep * (1.0 - (1.0 - moe.experts_per_token / moe.num_experts) ** n)
             m_avg = np.maximum(1, np.round(routed / touched)).astype(np.int64)
             op = gemm(lin.name, routed, k, m, lin.layers, prec, weight_copies=touched)
             ops.append(replace(op, shape=(m_avg, m, k)))
@@ -79,11 +79,8 @@ def op_seconds(op: Op, dev: Device):
     """roofline.op_time of an op whose FLOPs, bytes, payload and GEMM rows are arrays."""
     cal = dev.cal
     if op.kind in NETWORK:
-        c = cal.collective
-        if op.group <= 1:
-            return 0.0
-        one = c.latency + TRAFFIC[op.collective](op.group) * op.comm_bytes / (c.efficiency * link_bandwidth(dev.spec, op.group))
-        return op.count * np.where(np.asarray(op.comm_bytes) > 0, one, 0.0)
+        return op.count * collective_seconds(op.collective, op.group, np.asarray(op.comm_bytes, dtype=np.float64),
+                                             dev.spec, cal.collective, op.span)
     if op.kind == "gemm":  # efficiency without waves (one tile: a factor 1.0), then the waves element-wise
         eff = dev.gemm_efficiency(op.dtype, 1, 1, op.flops) * _waves(op.shape[0], op.shape[1], dev)
         compute = op.flops / (dev.peak(op.dtype) * eff)

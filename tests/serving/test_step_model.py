@@ -48,12 +48,20 @@ def _curved(dev):
     ("llama-3.1-8b", "h100-sxm", 1, "bf16", False), ("llama-3.1-8b", "h100-sxm", 1, "bf16", True),
     ("mistral-7b", "a100-80gb-sxm", 1, "bf16", False), ("llama-2-70b", "h200-sxm", 4, "fp8", True),
     ("deepseek-v3", "h200-sxm", 8, "fp8", False), ("deepseek-v3", "h200-sxm", 8, "fp8", True),
-    ("mixtral-8x7b", "h200-sxm", 2, "bf16", True)])
+    ("mixtral-8x7b", "h200-sxm", 2, "bf16", True),
+    # a TP group across two NVLink domains, expert and context parallelism, a per-step collective latency
+    ("llama-3.1-70b", "h100-sxm", Layout(tp=16), "bf16", "steps"),
+    ("mixtral-8x7b", "h200-sxm", Layout(tp=8, ep=4, ep_imbalance=1.3), "bf16", "steps"),
+    ("llama-3.1-70b", "h100-sxm", Layout(tp=8, pp=2, cp=2), "bf16", False)])
 def test_tabulated_counts_equal_the_ops_costed_one_by_one(model, hw, tp, dtype, curves):
+    from simulator.roofline import Device
     from simulator.serving.step_model import KEY_DEPENDENT, PER_SEQUENCE
 
-    m, dev, layout = load_model_spec(model), device(hw), Layout(tp=tp)
-    dev = _curved(dev) if curves else dev
+    m, dev, layout = load_model_spec(model), device(hw), tp if isinstance(tp, Layout) else Layout(tp=tp)
+    if curves == "steps":  # one-shot all-reduce wins small messages once steps cost latency
+        coll = dev.cal.collective.model_copy(update={"step_latency": 2e-6})
+        dev = Device(dev.spec, dev.cal.model_copy(update={"collective": coll}))
+    dev = _curved(dev) if curves is True else dev
     sm = StepModel(m, dev, layout, resolve_precision(dev.spec, dtype))
     for n in [1, 2, 3, 7, 64, 127, 128, 129, 255, 256, 1000, 1023, 1024, 1025, 2047, 4096, 5000, 8191, 8192, 8300]:
         ops = sm._ops(Decode.of(n, 1))
