@@ -89,3 +89,15 @@ def test_bad_layouts_name_the_flag():
         check_layout(load_model_spec("mixtral-8x7b"), Layout(tp=8, ep=3))
     with pytest.raises(InfercastError, match="--cp"):
         check_layout(L70, Layout(cp=0))
+
+
+@pytest.mark.parametrize("cp", [2, 4])
+def test_one_request_alone_in_the_simulator_matches_the_whatif_under_context_parallelism(cp):
+    from simulator.serving.metrics import requests_frame
+    from simulator.serving.simulate import quick
+
+    kw = dict(model="llama-3.1-70b", hw="h100-sxm", tp=8, cp=cp, input_len=65536, output_len=64)
+    w = whatif(**kw)
+    r = requests_frame(quick(num_requests=1, rate=1.0, max_batched_tokens=70000, **kw)).iloc[0]
+    # the simulator's prefill is one step of a rank's 65536 / cp tokens, ring passing hidden
+    assert r.ttft_s == pytest.approx(w.ttft_s, rel=0.01) and r.tpot_s == pytest.approx(w.tpot_s, rel=0.01)

@@ -28,7 +28,7 @@ def step_name(decode_tokens: int, prefill_tokens: int, n_steps: int) -> str:
 
 def _metadata(res: SimResult) -> list[dict]:
     """process_name (and sort order) of every replica; the role is named in disaggregated runs."""
-    _, _, roles = replica_layout(res)
+    roles = replica_layout(res)[2]
     events = []
     for i, role in enumerate(roles):
         name = f"replica {i}" if role == "both" else f"replica {i} ({role})"

@@ -32,6 +32,9 @@ def simulate_command(
     model: Optional[str] = typer.Option(None, help="Model ID or file [llama-3.1-8b]."),
     hw: Optional[str] = typer.Option(None, help="Hardware ID or file [h100-sxm]."),
     tp: Optional[int] = typer.Option(None, help="Tensor-parallel degree per replica [1]."),
+    pp: Optional[int] = typer.Option(None, help="Pipeline stages per replica [1]."),
+    cp: Optional[int] = typer.Option(None, help="Context-parallel degree per replica [1]."),
+    ep: Optional[int] = typer.Option(None, help="Expert-parallel degree inside the TP group (MoE) [1]."),
     replicas: Optional[int] = typer.Option(None, help="Replicas behind the router [1]."),
     rate: float = typer.Option(4.0, help="Arrival rate, requests/s (flag runs only)."),
     num_requests: int = typer.Option(500, help="Requests to simulate (flag runs only)."),
@@ -58,16 +61,17 @@ def simulate_command(
 ) -> None:
     """Simulate requests through continuously batched replicas: a scenario file, or a quick run from flags."""
     from ..errors import InfercastError
+    from ..phases import Layout
     from .progress import ProgressBar
     from .simulate import quick
 
-    over = dict(model=model, hw=hw, tp=tp, replicas=replicas, max_batch=max_batch,
+    over = dict(model=model, hw=hw, tp=tp, pp=pp, cp=cp, ep=ep, replicas=replicas, max_batch=max_batch,
                 max_batched_tokens=max_batched_tokens, dtype=dtype, router=router, preemption=preemption,
                 prefix_caching=prefix_caching, disaggregation=_disagg(disagg, prefill_tp, decode_tp),
                 kv_offload=_offload(kv_offload))
     if chrome_trace is not None and Path(chrome_trace).exists():
         raise InfercastError(f"--chrome-trace: {chrome_trace} exists; infercast does not overwrite files, pick a new path")
-    _at_least_one(tp=tp, max_batch=max_batch, max_batched_tokens=max_batched_tokens, num_requests=num_requests,
+    _at_least_one(tp=tp, pp=pp, cp=cp, ep=ep, max_batch=max_batch, max_batched_tokens=max_batched_tokens, num_requests=num_requests,
                   input_len=input_len, output_len=output_len)
     bar = ProgressBar() if progress else None
     try:
@@ -77,7 +81,8 @@ def simulate_command(
             cfg = {**QUICK, **{k: v for k, v in over.items() if v is not None}}
             res = quick(num_requests, arrival.value, rate, input_len, output_len, seed, cv, bar, **cfg)
             slo = (ttft_slo, tpot_slo)
-            title = f"{cfg['model']} on {cfg['replicas']}x {cfg['hw']} TP{cfg['tp']}, {num_requests} requests, {arrival.value}"
+            lay = Layout(cfg["tp"], cfg.get("pp", 1), cfg.get("cp", 1), cfg.get("ep", 1)).name()
+            title = f"{cfg['model']} on {cfg['replicas']}x {cfg['hw']} {lay}, {num_requests} requests, {arrival.value}"
     finally:
         if bar is not None:
             bar.close()

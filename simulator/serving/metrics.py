@@ -48,25 +48,30 @@ def steps_frame(res: SimResult):
     return pd.DataFrame(res.steps, columns=list(STEP_COLUMNS))
 
 
-def replica_layout(res: SimResult) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(TP degree, KV blocks, role) of every replica, by index: from the result's pools (replica
-    indices run through the pools in order), else the single-pool fields. The replica count is the
-    largest of `res.replicas` and the highest index any step or request names, plus one."""
+def replica_layout(res: SimResult) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """(devices, KV blocks, role, peak FLOP/s per device, memory bytes/s per device) of every
+    replica, by index: from the result's pools (replica indices run through the pools in order),
+    else the single-pool fields. The replica count is the largest of `res.replicas` and the highest
+    index any step or request names, plus one."""
     n = int(getattr(res, "replicas", 0) or 0)
     if res.steps:
         n = max(n, max(int(s[0]) for s in res.steps) + 1)
     for r in res.requests:
         n = max(n, int(r.replica) + 1, int(getattr(r, "decode_replica", -1)) + 1)
     n = max(n, 1)
-    tp = np.full(n, max(int(res.devices_per_replica), 1), dtype=np.int64)
+    devices = np.full(n, max(int(res.devices_per_replica), 1), dtype=np.int64)
     blocks = np.full(n, int(res.kv_blocks_per_replica), dtype=np.int64)
+    peak, bw = np.full(n, float(res.peak_flops)), np.full(n, float(res.mem_bandwidth))
     roles = ["both"] * n
     i = 0
-    for role, count, ptp, pblocks in getattr(res, "pools", None) or []:
+    for pool in getattr(res, "pools", None) or []:
+        role, count, dev, pblocks = pool[:4]
         for j in range(i, min(i + int(count), n)):
-            tp[j], blocks[j], roles[j] = int(ptp), int(pblocks), str(role)
+            devices[j], blocks[j], roles[j] = int(dev), int(pblocks), str(role)
+            if len(pool) >= 6:  # pools on different hardware
+                peak[j], bw[j] = float(pool[4]), float(pool[5])
         i += int(count)
-    return tp, blocks, roles
+    return devices, blocks, roles, peak, bw
 
 
 def _ratio(num: float, den: float) -> float:
@@ -78,19 +83,21 @@ def utilisation(res: SimResult) -> dict:
     per-device peak and bandwidth, averaged over devices (idle replicas count); busy_fraction: the
     share of device time with a step in flight; mfu_busy, mbu_busy: the same ratios over busy time
     only. NaN where the makespan, peak or bandwidth is zero."""
-    tp, _, _ = replica_layout(res)
+    devices, _, _, peak, bw = replica_layout(res)
     span = float(res.makespan_s or 0.0)
+    busy = busy_peak = busy_bw = flops = nbytes = 0.0
     if res.steps:
         a = np.asarray([s[:9] for s in res.steps], dtype=np.float64)
-        w = tp[a[:, 0].astype(np.int64)]  # devices of the replica each step ran on
+        rep = a[:, 0].astype(np.int64)
+        w = devices[rep]  # devices of the replica each step ran on
         flops, nbytes, busy = float((a[:, 6] * w).sum()), float((a[:, 7] * w).sum()), float((a[:, 2] * w).sum())
-    else:
-        flops = nbytes = busy = 0.0
-    device_s = span * float(tp.sum())  # device-seconds of the run
+        busy_peak, busy_bw = float((a[:, 2] * w * peak[rep]).sum()), float((a[:, 2] * w * bw[rep]).sum())
+    device_s = span * float(devices.sum())  # device-seconds of the run
     return {
-        "mfu": _ratio(flops, res.peak_flops * device_s), "mbu": _ratio(nbytes, res.mem_bandwidth * device_s),
+        "mfu": _ratio(flops, span * float((devices * peak).sum())),
+        "mbu": _ratio(nbytes, span * float((devices * bw).sum())),
         "busy_fraction": _ratio(busy, device_s),
-        "mfu_busy": _ratio(flops, res.peak_flops * busy), "mbu_busy": _ratio(nbytes, res.mem_bandwidth * busy),
+        "mfu_busy": _ratio(flops, busy_peak), "mbu_busy": _ratio(nbytes, busy_bw),
     }
 
 
@@ -101,7 +108,7 @@ def kv_occupancy(res: SimResult, replica: int | None = None):
     kv_blocks_used / the replica's KV blocks (device and offload tier together)."""
     import pandas as pd
 
-    _, blocks, _ = replica_layout(res)
+    blocks = replica_layout(res)[1]
     rows = sorted((int(s[0]), float(s[1]), int(s[8])) for s in res.steps if replica is None or int(s[0]) == replica)
     df = pd.DataFrame(rows, columns=["replica", "time_s", "kv_blocks_used"])
     total = blocks[df.replica.to_numpy(dtype=np.int64)].astype(np.float64)
@@ -114,7 +121,7 @@ def kv_occupancy_stats(res: SimResult) -> tuple[float, float]:
     """(time-weighted mean, peak) of the KV fraction in use. The mean is over the makespan, averaged
     over replicas: each step's value counts for its duration and a replica with no step in flight
     has no running requests, so its idle time counts as empty (evictable cached prefixes aside)."""
-    tp, blocks, _ = replica_layout(res)
+    tp, blocks = replica_layout(res)[:2]
     span = float(res.makespan_s or 0.0)
     if not res.steps or span <= 0:
         return np.nan, np.nan

@@ -38,7 +38,7 @@ def kv_blocks(cfg, m, dev, layout, prec) -> int:
     free = usable - weights_bytes(m, layout, prec) - activation_bytes(m, cfg.max_batched_tokens, cfg.max_batch, layout, prec)
     per_block = kv_bytes_per_token(m, layout, prec) * cfg.block_size
     if free < per_block:
-        raise InfercastError(f"does not fit: {m.id} on {dev.spec.id} TP{layout.tp} leaves no memory for the KV cache")
+        raise InfercastError(f"does not fit: {m.id} on {dev.spec.id} {layout.name()} leaves no memory for the KV cache")
     return int(free // per_block)
 
 
@@ -51,9 +51,9 @@ def swap_space(cfg, per_block: float, dev: Device) -> tuple[int, float]:
     return int(space // per_block), per_block / host_bandwidth(dev.spec)  # devices move their shards in parallel
 
 
-def build_pool(cfg, role: str, hw: str, tp: int, count: int, first_idx: int, loop: EventLoop, on_done, on_step,
+def build_pool(cfg, role: str, hw: str, layout: Layout, count: int, first_idx: int, loop: EventLoop, on_done, on_step,
                closed_loop: bool) -> Pool:
-    m, dev, layout = load_model_spec(cfg.model), device(hw), Layout(tp)
+    m, dev = load_model_spec(cfg.model), device(hw)
     check_layout(m, layout)
     prec = resolve_precision(dev.spec, cfg.dtype, cfg.kv_dtype)
     per_token = kv_bytes_per_token(m, layout, prec)

@@ -66,8 +66,14 @@ class Disaggregation(BaseModel):
     model_config = STRICT
     prefill_replicas: PositiveInt
     decode_replicas: PositiveInt
-    prefill_tp: PositiveInt | None = None  # default: the deployment's tp
+    prefill_tp: PositiveInt | None = None  # default: the deployment's tp (likewise pp, cp, hw)
     decode_tp: PositiveInt | None = None
+    prefill_pp: PositiveInt | None = None
+    decode_pp: PositiveInt | None = None
+    prefill_cp: PositiveInt | None = None
+    decode_cp: PositiveInt | None = None
+    prefill_hw: str | None = None  # the pools may run on different hardware (Splitwise's mixed pools)
+    decode_hw: str | None = None
     link_bandwidth: BytesPerS | None = None  # per device; default: scale-up if both pools fit one domain, else scale-out
     layerwise: bool = True  # send each layer's KV as soon as it is computed, under the rest of the prefill
 
@@ -86,6 +92,10 @@ class Deployment(BaseModel):
     model: str = "llama-3.1-8b"
     hw: str = "h100-sxm"
     tp: PositiveInt = 1
+    pp: PositiveInt = 1
+    cp: PositiveInt = 1  # context parallel (phases.Layout)
+    ep: PositiveInt = 1  # expert parallel inside the TP group
+    ep_imbalance: float = Field(1.0, ge=1.0)
     replicas: PositiveInt = 1
     dtype: str = "bf16"
     kv_dtype: str | None = None

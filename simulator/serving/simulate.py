@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ..errors import InfercastError
+from ..phases import Layout
 from .disagg import Handover, handover_bandwidth
 from .events import EventLoop, check_bounds
 from .pools import build_pool
@@ -46,14 +47,14 @@ class SimResult:
     makespan_s: float
     stop_reason: str
     kv_blocks_per_replica: int
-    devices_per_replica: int = 1
+    devices_per_replica: int = 1  # tp x pp x cp of the (last) pool
     peak_flops: float = 0.0  # per device, of the compute dtype
     mem_bandwidth: float = 0.0  # per device
     block_size: int = 16
     prefix_hits: int = 0
     prefix_misses: int = 0
     replicas: int = 1
-    pools: list = field(default_factory=list)  # (role, replicas, tp, kv_blocks per replica)
+    pools: list = field(default_factory=list)  # (role, replicas, devices, kv_blocks, peak_flops, mem_bandwidth) per replica
     handover_bytes: float = 0.0  # KV bytes per device sent from prefill to decode replicas
 
 
@@ -122,11 +123,20 @@ def simulate(requests: list[Request], cfg: SimConfig, sessions: Sessions | None 
             arrivals.add(req)
     reason = loop.run(None if progress is None else lambda: progress(finished[0], total, loop.now))
     reps, last = [r for p in pools for r in p.replicas], pools[-1]
-    return SimResult(requests, steps, loop.now, reason, last.kv_blocks, last.layout.tp,
-                     last.dev.peak(last.replicas[0].steps.prec.compute), last.dev.mem_bandwidth, cfg.block_size,
+    return SimResult(requests, steps, loop.now, reason, last.kv_blocks, last.layout.devices,
+                     _peak(last), last.dev.mem_bandwidth, cfg.block_size,
                      sum(r.cache.hits for r in reps), sum(r.cache.misses for r in reps), len(reps),
-                     [(p.role, len(p.replicas), p.layout.tp, p.kv_blocks) for p in pools],
+                     [(p.role, len(p.replicas), p.layout.devices, p.kv_blocks, _peak(p), p.dev.mem_bandwidth)
+                      for p in pools],
                      handover.bytes_moved if handover else 0.0)
+
+
+def _peak(pool) -> float:
+    return pool.dev.peak(pool.replicas[0].steps.prec.compute)
+
+
+def _layout(cfg: SimConfig, tp=None, pp=None, cp=None) -> Layout:
+    return Layout(tp or cfg.tp, pp or cfg.pp, cp or cfg.cp, cfg.ep, cfg.ep_imbalance)
 
 
 def _build_pools(cfg: SimConfig, loop: EventLoop, done, record, closed: bool):
@@ -135,12 +145,15 @@ def _build_pools(cfg: SimConfig, loop: EventLoop, done, record, closed: bool):
     if dis is None:
         if cfg.replicas < 1:
             raise InfercastError(f"--replicas: must be >= 1 (got {cfg.replicas})")
-        return [build_pool(cfg, "both", cfg.hw, cfg.tp, cfg.replicas, 0, loop, done, record, closed)], None
-    ptp, dtp = dis.prefill_tp or cfg.tp, dis.decode_tp or cfg.tp
-    dec = build_pool(cfg, "decode", cfg.hw, dtp, dis.decode_replicas, dis.prefill_replicas, loop, done, record, closed)
+        return [build_pool(cfg, "both", cfg.hw, _layout(cfg), cfg.replicas, 0, loop, done, record, closed)], None
+    pl, dl = _layout(cfg, dis.prefill_tp, dis.prefill_pp, dis.prefill_cp), _layout(cfg, dis.decode_tp, dis.decode_pp, dis.decode_cp)
+    phw, dhw = dis.prefill_hw or cfg.hw, dis.decode_hw or cfg.hw
+    dec = build_pool(cfg, "decode", dhw, dl, dis.decode_replicas, dis.prefill_replicas, loop, done, record, closed)
     relay = []  # the handover needs the prefill pool's numbers; the prefill pool needs its callback
-    pre = build_pool(cfg, "prefill", cfg.hw, ptp, dis.prefill_replicas, 0, loop, lambda r: relay[0](r), record, closed)
-    devices = dis.prefill_replicas * ptp + dis.decode_replicas * dtp
+    pre = build_pool(cfg, "prefill", phw, pl, dis.prefill_replicas, 0, loop, lambda r: relay[0](r), record, closed)
+    devices = dis.prefill_replicas * pl.devices + dis.decode_replicas * dl.devices
+    if phw != dhw:  # different machines: the handover leaves the scale-up domain
+        devices = 1 << 30
     hand = Handover(loop, dec, pre.kv_bytes_per_token, handover_bandwidth(cfg, pre.dev.spec, devices),
                     pre.replicas[0].steps.model.num_layers, dis.layerwise, done)
     relay.append(hand)

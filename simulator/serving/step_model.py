@@ -15,8 +15,9 @@ import math
 
 import numpy as np
 
-from ..attention_cost import attention_ops, causal_pairs, tiled_key_reads
+from ..attention_cost import attention_ops, causal_pairs, kv_bytes_per_token_layer, tiled_key_reads
 from ..calibration import Curve, evaluate
+from ..collectives import collective_seconds
 from ..modelspec import ModelSpec
 from ..ops import build_ops
 from ..phases import Decode, Layout, Prefill
@@ -26,6 +27,8 @@ from .count_table import count_costs, count_ops
 
 PER_SEQUENCE = {"lm_head", "logits_all_gather"}
 KEY_DEPENDENT = {"attention", "kv_b_proj"}
+PER_DECODE_ROW = {"kv_b_proj", "cp_merge"}  # decode rows only: MLA's absorbed kv_b, context-parallel merges
+TOKEN_ONLY = lambda name: name not in KEY_DEPENDENT | PER_SEQUENCE | PER_DECODE_ROW  # noqa: E731
 NETWORK = ("collective", "p2p")
 TABLE_BLOCK = 1024  # counts tabulated at once
 
@@ -48,6 +51,12 @@ class StepModel:
                       cal.overlap_norm) if fixed else None
         self._per_key = np.array([[0.0, self._a], [self._c, self._b]])  # decode attention by (rows, keys)
         self._fast_rates = None if self._fast is None else np.array(self._fast[:2])[:, None]
+        # context parallelism: a rank's dense layers see 1/cp of the prompt tokens; its K/V shard
+        # passes around the ring under the prefill attention, per layer and per ring-pass byte
+        self._cp = layout.cp
+        kvb = kv_bytes_per_token_layer(model, layout, prec)
+        self._ring = (lambda shard: model.num_layers * collective_seconds(
+            "send_recv", 2, (layout.cp - 1) * shard * kvb, dev.spec, dev.cal.collective, layout.tp * layout.cp))
 
     def _ops(self, phase):
         return build_ops(self.model, phase, self.layout, self.prec, self.tile)
@@ -103,9 +112,9 @@ class StepModel:
         counts = np.arange(max(lo, 1), lo + TABLE_BLOCK)
         ops = count_ops(self.model, self.layout, self.prec, counts, self.tile)
         keys = counts.tolist()
-        for cache, sign, keep in ((self._by_tokens, 1, lambda x: x not in KEY_DEPENDENT | PER_SEQUENCE),
+        for cache, sign, keep in ((self._by_tokens, 1, TOKEN_ONLY),
                                   (self._by_rows, 1, lambda x: x in PER_SEQUENCE),
-                                  (self._by_rows, -1, lambda x: x == "kv_b_proj")):
+                                  (self._by_rows, -1, lambda x: x in PER_DECODE_ROW)):
             t, f, b = count_costs(ops, self.dev, len(counts), keep)
             cache.update(zip(keys if sign > 0 else [-k for k in keys], zip(t.tolist(), f.tolist(), b.tolist())))
 
@@ -119,7 +128,7 @@ class StepModel:
             self._tabulate(tokens)
         else:
             ops = self._ops(Decode.of(tokens, 1))
-            self._by_tokens[tokens] = self._cost(ops, lambda n: n not in KEY_DEPENDENT | PER_SEQUENCE)
+            self._by_tokens[tokens] = self._cost(ops, TOKEN_ONLY)
         return self._by_tokens[tokens]
 
     def by_rows(self, rows: int) -> tuple:
@@ -194,17 +203,20 @@ class StepModel:
 
     def cost_keys(self, chunks: list[tuple[int, int]], rows: int, keys: float, logits_rows: int) -> tuple:
         """cost() with the decodes given as `rows` rows attending `keys` keys in all (after any window)."""
-        tokens = rows
+        prompt = 0
         for c, _ in chunks:
-            tokens += c
-        if tokens == 0:
+            prompt += c
+        if prompt + rows == 0:
             return 0.0, 0.0, 0.0
-        t, f, b = self.by_tokens(tokens)
+        shard = -(-prompt // self._cp)  # a rank's prompt tokens (all of them without context parallelism)
+        t, f, b = self.by_tokens(shard + rows)
         t1, f1, b1 = self.by_rows(logits_rows)
         t, f, b = t + t1, f + f1, b + b1
         if chunks:
             t1, f1, b1 = self._prefill_attention(chunks)
             t, f, b = t + t1, f + f1, b + b1
+            if self._cp > 1:  # the ring's excess over the attention it hides under
+                t += max(self._ring(shard) - t1, 0.0)
         if rows:
             t1, f1, b1 = self.by_rows(-rows)
             flops, nbytes = self._a * keys, self._b * keys + self._c * rows

@@ -61,7 +61,7 @@ def test_pools_of_different_tp_are_weighted_by_devices():
     # replica 0: a TP4 prefill replica of 100 blocks; replica 1: a TP1 decode replica of 200 blocks
     steps = [(0, 0.0, 2.0, 1, 0, 4000, 6e12, 2e10, 50), (1, 1.0, 4.0, 1, 8, 0, 2e12, 6e10, 150)]
     res = _result(steps=steps, replicas=2, pools=[("prefill", 1, 4, 100), ("decode", 1, 1, 200)])
-    tp, blocks, roles = replica_layout(res)
+    tp, blocks, roles = replica_layout(res)[:3]
     assert tp.tolist() == [4, 1] and blocks.tolist() == [100, 200] and roles == ["prefill", "decode"]
     u = utilisation(res)
     assert u["mfu"] == pytest.approx((6e12 * 4 + 2e12 * 1) / (4e12 * 5.0 * 5))

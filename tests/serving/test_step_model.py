@@ -55,7 +55,7 @@ def _curved(dev):
     ("llama-3.1-70b", "h100-sxm", Layout(tp=8, pp=2, cp=2), "bf16", False)])
 def test_tabulated_counts_equal_the_ops_costed_one_by_one(model, hw, tp, dtype, curves):
     from simulator.roofline import Device
-    from simulator.serving.step_model import KEY_DEPENDENT, PER_SEQUENCE
+    from simulator.serving.step_model import PER_DECODE_ROW, PER_SEQUENCE, TOKEN_ONLY
 
     m, dev, layout = load_model_spec(model), device(hw), tp if isinstance(tp, Layout) else Layout(tp=tp)
     if curves == "steps":  # one-shot all-reduce wins small messages once steps cost latency
@@ -65,8 +65,8 @@ def test_tabulated_counts_equal_the_ops_costed_one_by_one(model, hw, tp, dtype, 
     sm = StepModel(m, dev, layout, resolve_precision(dev.spec, dtype))
     for n in [1, 2, 3, 7, 64, 127, 128, 129, 255, 256, 1000, 1023, 1024, 1025, 2047, 4096, 5000, 8191, 8192, 8300]:
         ops = sm._ops(Decode.of(n, 1))
-        by_ops = [sm._cost(ops, lambda x: x not in KEY_DEPENDENT | PER_SEQUENCE),
-                  sm._cost(ops, lambda x: x in PER_SEQUENCE), sm._cost(ops, lambda x: x == "kv_b_proj")]
+        by_ops = [sm._cost(ops, TOKEN_ONLY), sm._cost(ops, lambda x: x in PER_SEQUENCE),
+                  sm._cost(ops, lambda x: x in PER_DECODE_ROW)]
         for got, want in zip([sm.by_tokens(n), sm.by_rows(n), sm.by_rows(-n)], by_ops):
             assert got == pytest.approx(want, rel=1e-12, abs=0.0)
 
