@@ -11,6 +11,7 @@ import typer
 from typer.exceptions import Abort, Exit, TyperException
 
 from .errors import InfercastError
+from .planner.cli import plan_command
 from .serving.cli import simulate_command
 from .closed_form import DEFAULT
 
@@ -53,6 +54,7 @@ def whatif(
 
 
 app.command("simulate")(simulate_command)
+app.command("plan")(plan_command)
 
 
 @list_app.command("hw")

@@ -1,0 +1,93 @@
+"""Candidates for the planner: every hardware type on offer x every layout (TP x PP x CP up to the
+device limit) x role, each scored per request class by planner.capacity.
+
+A layout is kept when the model splits over its TP degree (phases.check_layout), TP stays inside
+one scale-up domain (engines do not run tensor parallelism over NICs; cards without a scale-up
+fabric run it over PCIe inside a server of PCIE_SERVER of them), the weights and one step's
+activations leave room for KV, and it uses at most `max_devices` devices. Context parallelism is
+offered only for roles that prefill (a decode-only pool gains nothing from it here)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from ..catalog import load_model_spec
+from ..collectives import domain_size
+from ..errors import InfercastError
+from ..phases import Layout, check_layout
+from ..precision import resolve_precision
+from ..serving.pools import kv_blocks
+from ..serving.step_model import StepModel
+from ..step import device
+from .capacity import Capacity, ClassShape, capacity
+from .mip import Candidate
+from .spec import PlanSpec, Stock, mean_length
+
+PCIE_SERVER = 8  # PCIe cards per server (tensor parallelism over PCIe stays inside one)
+ROLES_COLOCATED = ("both",)
+ROLES_DISAGGREGATED = ("both", "prefill", "decode")
+
+
+@dataclass(frozen=True)
+class Scored:
+    candidate: Candidate
+    layout: Layout
+    detail: dict[str, Capacity]  # class -> capacity with its batch, predicted TTFT/TPOT or why not
+
+
+def class_shapes(spec: PlanSpec) -> list[ClassShape]:
+    return [ClassShape(c.name, round(mean_length(c.input_len, f"classes[{k}].input_len")),
+                       round(mean_length(c.output_len, f"classes[{k}].output_len")), c.ttft_s, c.tpot_s)
+            for k, c in enumerate(spec.classes)]
+
+
+def layouts(spec: PlanSpec, model, hw_spec) -> list[Layout]:
+    out, lim = [], spec.layouts
+    dom = domain_size(hw_spec) if hw_spec.links.scaleup is not None else PCIE_SERVER
+    for tp, pp, cp in itertools.product(sorted(set(lim.tp)), sorted(set(lim.pp)), sorted(set(lim.cp))):
+        lay = Layout(tp, pp, cp)
+        if lay.devices > lim.max_devices or tp > dom:
+            continue
+        try:
+            check_layout(model, lay)
+        except InfercastError:
+            continue
+        out.append(lay)
+    return out
+
+
+def _prices(stock: Stock, hw_spec) -> tuple[float, float]:
+    usd = stock.usd_per_hour or (hw_spec.price.cloud_usd_per_hour if hw_spec.price else None)
+    if usd is None:
+        raise InfercastError(f"inventory: {stock.hw} has no price in its spec; give usd_per_hour")
+    power = stock.power_w or (hw_spec.power.tdp if hw_spec.power else 0.0)
+    return float(usd), float(power)
+
+
+def score(spec: PlanSpec) -> list[Scored]:
+    """Every candidate with its capacity per class (zero where it cannot serve the class)."""
+    model, shapes = load_model_spec(spec.model, "model"), class_shapes(spec)
+    roles = ROLES_DISAGGREGATED if spec.disaggregation else ROLES_COLOCATED
+    kv_cfg = SimpleNamespace(max_batched_tokens=spec.max_batched_tokens, max_batch=spec.max_batch, block_size=16)
+    out = []
+    for stock in spec.inventory:
+        dev = device(stock.hw)
+        usd, power = _prices(stock, dev.spec)
+        prec = resolve_precision(dev.spec, spec.dtype, spec.kv_dtype)
+        for lay in layouts(spec, model, dev.spec):
+            try:
+                kv_tokens = kv_blocks(kv_cfg, model, dev, lay, prec) * 16
+            except InfercastError:
+                continue  # the weights leave no room for KV
+            sm = StepModel(model, dev, lay, prec)
+            for role in roles:
+                if role == "decode" and lay.cp > 1:
+                    continue
+                detail = {c.name: capacity(sm, kv_tokens, c, role, spec.headroom, spec.max_batch,
+                                           spec.max_batched_tokens, spec.attainment) for c in shapes}
+                cand = Candidate(f"{dev.spec.id} {lay.name()} {role}", dev.spec.id, lay.devices, usd * lay.devices,
+                                 power * lay.devices, role, {k: v.rate_rps for k, v in detail.items()})
+                out.append(Scored(cand, lay, detail))
+    return out

@@ -1,0 +1,201 @@
+"""The capacity planner: score candidates with the operator model, pick replica counts with the MIP,
+check the plan in the discrete-event simulator, tighten what misses, solve again.
+
+Round 0 solves on the analytical capacities (planner.capacity). Each check simulates every pool of
+the plan on its own (classes never share replicas): its class's traffic (Poisson at the rate the
+pool is sized for, the class's length distributions) through its replicas, and counts the share of
+requests within both SLOs after a warm-up (the first 10% of arrivals). A pool below the plan's
+attainment has that candidate's capacity for that class cut by the measured shortfall (SLO over
+the attained quantile, clipped to 0.5 - 0.9) and the MIP solves again; rounds stop when every class
+attains, or after `check.rounds` rounds (the plan is then returned with what it attains)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .candidates import Scored, score
+from .mip import MipResult, Pick, solve
+from .spec import PlanSpec
+
+WARMUP = 0.1  # share of arrivals left out of the attainment (the pools start empty)
+
+
+@dataclass
+class PoolCheck:
+    klass: str
+    picks: list[Pick]  # one co-located pick, or the prefill and decode picks simulated together
+    requests: int
+    attainment: float  # share within both SLOs
+    ttft_q_s: float  # TTFT and TPOT at the attainment quantile
+    tpot_q_s: float
+
+
+@dataclass
+class Round:
+    objective: float
+    status: str
+    checks: list[PoolCheck] = field(default_factory=list)
+    tightened: list[str] = field(default_factory=list)  # "candidate / class x factor"
+
+
+@dataclass
+class PlanResult:
+    spec: PlanSpec
+    status: str  # the MIP's: optimal | feasible | infeasible | unknown
+    binding: list[str]
+    picks: list[Pick]
+    rounds: list[Round]
+    solve_time_s: float  # MIP time over all rounds
+    wall_s: float  # everything: scoring, solves, simulations
+    solver: str
+    candidates: int
+    layouts: dict[str, object] = field(default_factory=dict)  # candidate name -> Layout
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("optimal", "feasible")
+
+    def slo_attainment(self) -> dict[str, float]:
+        """Per class: the simulated share within both SLOs (the lowest over its pools); NaN unchecked."""
+        out = {c.name: float("nan") for c in self.spec.classes}
+        if self.rounds and self.rounds[-1].checks:
+            for chk in self.rounds[-1].checks:
+                v = out[chk.klass]
+                out[chk.klass] = chk.attainment if np.isnan(v) else min(v, chk.attainment)
+        return out
+
+
+def plan(spec: PlanSpec, progress=None) -> PlanResult:
+    t0 = time.perf_counter()
+    scored = score(spec)
+    by_name = {s.candidate.name: s for s in scored}
+    demand = {c.name: c.rate for c in spec.classes}
+    inventory = {s.hw: s.count for s in spec.inventory}
+    cands = [s.candidate for s in scored]
+    rounds, solve_s, res = [], 0.0, None
+    for r in range(spec.check.rounds + 1):
+        res = _solve(spec, cands, demand, inventory)
+        solve_s += res.solve_time_s
+        rnd = Round(res.objective, res.status)
+        rounds.append(rnd)
+        if res.status not in ("optimal", "feasible"):
+            break
+        if spec.check.rounds == 0:
+            break
+        if progress is not None:
+            progress(f"round {r}: simulating {len(res.picks)} pools")
+        rnd.checks = [check_pool(spec, by_name, k, picks) for k, picks in _pools(res.picks)]
+        if r == spec.check.rounds or all(c.attainment >= spec.attainment for c in rnd.checks):
+            break
+        cands = _tighten(spec, cands, rnd)
+    binding = list(res.binding) + (_unservable_detail(scored, res.binding) if not res.picks else [])
+    return PlanResult(spec, res.status, binding, res.picks, rounds, solve_s, time.perf_counter() - t0, res.solver,
+                      len(scored), {n: s.layout for n, s in by_name.items()})
+
+
+def _solve(spec: PlanSpec, cands, demand, inventory) -> MipResult:
+    s = spec.solver
+    with _quiet_stdout():  # HiGHS prints a banner on the C stdout once per process
+        return solve(cands, demand, inventory, spec.objective, spec.disaggregation, s.time_limit_s, s.gap, s.name)
+
+
+@contextmanager
+def _quiet_stdout():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _pools(picks: list[Pick]) -> list[tuple[str, list[Pick]]]:
+    """Pools to simulate: each co-located pick alone; a class's prefill and decode picks together."""
+    out, split = [], {}
+    for p in picks:
+        if p.candidate.role == "both":
+            out.append((p.klass, [p]))
+        else:
+            split.setdefault(p.klass, []).append(p)
+    out += [(k, ps) for k, ps in split.items()]
+    return out
+
+
+def check_pool(spec: PlanSpec, by_name: dict[str, Scored], klass: str, picks: list[Pick]) -> PoolCheck:
+    from ..serving.metrics import requests_frame
+    from ..serving.simulate import make_config, simulate
+    from ..serving.traffic import make_requests
+
+    cls = next(c for c in spec.classes if c.name == klass)
+    base = dict(model=spec.model, dtype=spec.dtype, kv_dtype=spec.kv_dtype, max_batch=spec.max_batch,
+                max_batched_tokens=spec.max_batched_tokens)
+    both = [p for p in picks if p.candidate.role == "both"]
+    if both:
+        p = both[0]
+        lay, rate = by_name[p.candidate.name].layout, p.rate_rps
+        cfg = dict(base, hw=p.candidate.hw, tp=lay.tp, pp=lay.pp, cp=lay.cp, replicas=p.replicas)
+    else:  # the class's disaggregated pools: its largest prefill and decode picks, at their rate
+        pre = max((p for p in picks if p.candidate.role == "prefill"), key=lambda p: p.replicas)
+        dec = max((p for p in picks if p.candidate.role == "decode"), key=lambda p: p.replicas)
+        pl, dl = by_name[pre.candidate.name].layout, by_name[dec.candidate.name].layout
+        rate = sum(p.rate_rps for p in picks if p.candidate.role == "prefill")
+        cfg = dict(base, hw=pre.candidate.hw, tp=pl.tp, disaggregation=dict(
+            prefill_replicas=pre.replicas, decode_replicas=dec.replicas, prefill_tp=pl.tp, prefill_pp=pl.pp,
+            prefill_cp=pl.cp, prefill_hw=pre.candidate.hw, decode_tp=dl.tp, decode_pp=dl.pp, decode_cp=dl.cp,
+            decode_hw=dec.candidate.hw))
+    n = spec.check.requests
+    reqs = make_requests(n, "poisson", rate, cls.input_len, cls.output_len, spec.check.seed)
+    res = simulate(reqs, make_config(**cfg, max_time_s=50.0 * n / rate + 3600.0))
+    df = requests_frame(res)
+    df = df[df.arrival_s >= df.arrival_s.quantile(WARMUP)]
+    good = df.finished & (df.ttft_s <= cls.ttft_s) & (df.tpot_s.fillna(0.0) <= cls.tpot_s)
+    q = 100 * spec.attainment
+    done = df[df.finished]
+    ttft = float(np.percentile(done.ttft_s, q)) if len(done) else float("inf")
+    tpot = float(np.nanpercentile(done.tpot_s, q)) if done.tpot_s.notna().any() else 0.0
+    return PoolCheck(klass, picks, len(df), float(good.mean()) if len(df) else 0.0, ttft, tpot)
+
+
+def _tighten(spec: PlanSpec, cands, rnd: Round):
+    """Cut the capacity of each missing pool's candidates for its class by the measured shortfall."""
+    cut: dict[tuple[str, str], float] = {}
+    for chk in rnd.checks:
+        if chk.attainment >= spec.attainment:
+            continue
+        cls = next(c for c in spec.classes if c.name == chk.klass)
+        f_ttft = cls.ttft_s / chk.ttft_q_s if chk.ttft_q_s > 0 else 1.0
+        f_tpot = cls.tpot_s / chk.tpot_q_s if chk.tpot_q_s > 0 else 1.0
+        for p in chk.picks:
+            role = p.candidate.role
+            f = min(f_ttft, f_tpot) if role == "both" else (f_ttft if role == "prefill" else f_tpot)
+            cut[(p.candidate.name, chk.klass)] = float(np.clip(f, 0.5, 0.9))
+    out = []
+    for c in cands:
+        caps = {k: v * cut.get((c.name, k), 1.0) for k, v in c.capacity_rps.items()}
+        out.append(replace(c, capacity_rps=caps) if caps != c.capacity_rps else c)
+    rnd.tightened = [f"{n} / {k} x{f:.2f}" for (n, k), f in sorted(cut.items())]
+    return out
+
+
+def _unservable_detail(scored: list[Scored], binding: list[str]) -> list[str]:
+    """For a class no candidate serves: why its largest candidate (most devices) falls short."""
+    out = []
+    for line in binding:
+        if not line.startswith("class ") or "no candidate" not in line:
+            continue
+        k = line[len("class "):].split(":")[0]
+        whys = [s for s in scored if k in s.detail and s.detail[k].why]
+        if whys:
+            s = max(whys, key=lambda s: (s.candidate.devices, s.candidate.name))
+            out.append(f"class {k}: even {s.candidate.name}: {s.detail[k].why}")
+    return out
+
