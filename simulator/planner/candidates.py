@@ -81,7 +81,7 @@ def score(spec: PlanSpec) -> list[Scored]:
                 kv_tokens = kv_blocks(kv_cfg, model, dev, lay, prec) * 16
             except InfercastError:
                 continue  # the weights leave no room for KV
-            sm = StepModel(model, dev, lay, prec)
+            sm = StepModel(model, dev, lay, prec, tables=False)
             for role in roles:
                 if role == "decode" and lay.cp > 1:
                     continue

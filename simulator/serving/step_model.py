@@ -38,8 +38,11 @@ def _attention_op(model, phase, layout, prec, tile=128):
 
 
 class StepModel:
-    def __init__(self, model: ModelSpec, dev: Device, layout: Layout, prec: Precision):
+    def __init__(self, model: ModelSpec, dev: Device, layout: Layout, prec: Precision, tables: bool = True):
+        """`tables`: cost token counts a block at a time (a simulation meets thousands of counts);
+        False costs counts past the first block one by one (the planner asks for a few per layout)."""
         self.model, self.dev, self.layout, self.prec = model, dev, layout, prec
+        self.tables = tables
         self.tile = dev.cal.attention.query_tile * (dev.spec.engine.compute_units or 1)
         self._by_tokens: dict[int, tuple] = {}
         self._by_rows: dict[int, tuple] = {}
@@ -118,6 +121,19 @@ class StepModel:
             t, f, b = count_costs(ops, self.dev, len(counts), keep)
             cache.update(zip(keys if sign > 0 else [-k for k in keys], zip(t.tolist(), f.tolist(), b.tolist())))
 
+    def _single(self, n: int) -> None:
+        """Cache by_tokens(n), by_rows(n) and by_rows(-n) from n's ops, costed one by one."""
+        ops = self._ops(Decode.of(n, 1))
+        self._by_tokens[n] = self._cost(ops, TOKEN_ONLY)
+        self._by_rows[n] = self._cost(ops, lambda x: x in PER_SEQUENCE)
+        self._by_rows[-n] = self._cost(ops, lambda x: x in PER_DECODE_ROW)
+
+    def _miss(self, n: int) -> None:
+        if self.tables or n < TABLE_BLOCK:
+            self._tabulate(n)
+        else:
+            self._single(n)
+
     def by_tokens(self, tokens: int) -> tuple:
         """Every op but attention, the LM head and logits gather (and MLA's kv_b) of a step of
         `tokens` tokens."""
@@ -125,7 +141,7 @@ class StepModel:
         if hit is not None:
             return hit
         if tokens >= 1:
-            self._tabulate(tokens)
+            self._miss(tokens)
         else:
             ops = self._ops(Decode.of(tokens, 1))
             self._by_tokens[tokens] = self._cost(ops, TOKEN_ONLY)
@@ -135,7 +151,7 @@ class StepModel:
         """LM head and logits gather of `rows` sequences (MLA's absorbed kv_b in decode: key -rows)."""
         if rows not in self._by_rows:
             if rows:
-                self._tabulate(abs(rows))
+                self._miss(abs(rows))
             else:  # no logits: the LM head still reads its weights
                 self._by_rows[0] = self._cost(self._ops(Decode.of(0, 1)), lambda n: n in PER_SEQUENCE)
         return self._by_rows[rows]

@@ -82,3 +82,13 @@ def test_decode_stretch_equals_single_steps(curves):
     for j in range(len(rows)):
         want = sm.cost_keys([], int(rows[j]), float(keys[j]), int(rows[j]))
         assert tuple(out[:, j]) == pytest.approx(want, rel=1e-12, abs=0.0)
+
+
+def test_counts_costed_one_by_one_equal_the_tables():
+    m, dev = load_model_spec("llama-3.1-70b"), device("h100-sxm")
+    prec = resolve_precision(dev.spec, "bf16")
+    tab, one = (StepModel(m, dev, Layout(tp=8, cp=2), prec, tables=t) for t in (True, False))
+    for n in (1, 255, 1024, 5000, 8192):
+        for a, b in ((tab.by_tokens(n), one.by_tokens(n)), (tab.by_rows(n), one.by_rows(n)), (tab.by_rows(-n), one.by_rows(-n))):
+            assert a == pytest.approx(b, rel=1e-12, abs=0.0)
+    assert 8192 in one._by_tokens and 8193 not in one._by_tokens  # costed alone, not a block
