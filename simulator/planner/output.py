@@ -39,7 +39,7 @@ def to_dict(res: PlanResult) -> dict:
     } for p in res.picks]
     rounds = [{
         "objective": _num(r.objective), "status": r.status,
-        "attainment": {f"{c.klass} / {' + '.join(p.candidate.name for p in c.picks)}": c.attainment for c in r.checks},
+        "attainment": {f"{c.klass} / {c.picks[0].candidate.name}": c.attainment for c in r.checks},
         "tightened": r.tightened,
     } for r in res.rounds]
     return {

@@ -4,13 +4,15 @@ check the plan in the discrete-event simulator, tighten what misses, solve again
 Round 0 solves on the analytical capacities (planner.capacity). Each check simulates every pool of
 the plan on its own (classes never share replicas): its class's traffic (Poisson at the rate the
 pool is sized for, the class's length distributions) through its replicas, and counts the share of
-requests within both SLOs after a warm-up (the first 10% of arrivals). A pool below the plan's
+requests within the SLOs after a warm-up (the first 10% of arrivals). A disaggregated prefill
+(decode) pool is simulated with an ample decode (prefill) pool and judged on TTFT (TPOT) alone. A pool below the plan's
 attainment has that candidate's capacity for that class cut by the measured shortfall (SLO over
 the attained quantile, clipped to 0.5 - 0.9) and the MIP solves again; rounds stop when every class
 attains, or after `check.rounds` rounds (the plan is then returned with what it attains)."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -29,7 +31,7 @@ WARMUP = 0.1  # share of arrivals left out of the attainment (the pools start em
 @dataclass
 class PoolCheck:
     klass: str
-    picks: list[Pick]  # one co-located pick, or the prefill and decode picks simulated together
+    picks: list[Pick]  # the pick tested, then (disaggregated) the ample pool of the other role
     requests: int
     attainment: float  # share within both SLOs
     ttft_q_s: float  # TTFT and TPOT at the attainment quantile
@@ -119,18 +121,25 @@ def _quiet_stdout():
 
 
 def _pools(picks: list[Pick]) -> list[tuple[str, list[Pick]]]:
-    """Pools to simulate: each co-located pick alone; a class's prefill and decode picks together."""
-    out, split = [], {}
+    """What to simulate: each co-located pick alone; each disaggregated pick with an ample pool of
+    the other role (its class's highest-capacity candidate of that role, at twice the replicas the
+    pick's rate needs), so the check tests that pick's own capacity. The tested pick comes first."""
+    out = []
     for p in picks:
         if p.candidate.role == "both":
             out.append((p.klass, [p]))
-        else:
-            split.setdefault(p.klass, []).append(p)
-    out += [(k, ps) for k, ps in split.items()]
+            continue
+        other = "decode" if p.candidate.role == "prefill" else "prefill"
+        best = max((q for q in picks if q.klass == p.klass and q.candidate.role == other),
+                   key=lambda q: (q.candidate.cap(q.klass), q.candidate.name))
+        ample = replace(best, replicas=max(1, math.ceil(2 * p.rate_rps / best.candidate.cap(p.klass))), rate_rps=p.rate_rps)
+        out.append((p.klass, [p, ample]))
     return out
 
 
 def check_pool(spec: PlanSpec, by_name: dict[str, Scored], klass: str, picks: list[Pick]) -> PoolCheck:
+    """Simulate a pool (see _pools) and count the share of requests within the SLOs that its tested
+    pick answers for: both SLOs co-located, TTFT for a prefill pick, TPOT for a decode pick."""
     from ..serving.metrics import requests_frame
     from ..serving.simulate import make_config, simulate
     from ..serving.traffic import make_requests
@@ -138,16 +147,13 @@ def check_pool(spec: PlanSpec, by_name: dict[str, Scored], klass: str, picks: li
     cls = next(c for c in spec.classes if c.name == klass)
     base = dict(model=spec.model, dtype=spec.dtype, kv_dtype=spec.kv_dtype, max_batch=spec.max_batch,
                 max_batched_tokens=spec.max_batched_tokens)
-    both = [p for p in picks if p.candidate.role == "both"]
-    if both:
-        p = both[0]
-        lay, rate = by_name[p.candidate.name].layout, p.rate_rps
-        cfg = dict(base, hw=p.candidate.hw, tp=lay.tp, pp=lay.pp, cp=lay.cp, replicas=p.replicas)
-    else:  # the class's disaggregated pools: its largest prefill and decode picks, at their rate
-        pre = max((p for p in picks if p.candidate.role == "prefill"), key=lambda p: p.replicas)
-        dec = max((p for p in picks if p.candidate.role == "decode"), key=lambda p: p.replicas)
+    tested, rate = picks[0], picks[0].rate_rps
+    if tested.candidate.role == "both":
+        lay = by_name[tested.candidate.name].layout
+        cfg = dict(base, hw=tested.candidate.hw, tp=lay.tp, pp=lay.pp, cp=lay.cp, replicas=tested.replicas)
+    else:
+        pre, dec = picks if tested.candidate.role == "prefill" else picks[::-1]
         pl, dl = by_name[pre.candidate.name].layout, by_name[dec.candidate.name].layout
-        rate = sum(p.rate_rps for p in picks if p.candidate.role == "prefill")
         cfg = dict(base, hw=pre.candidate.hw, tp=pl.tp, disaggregation=dict(
             prefill_replicas=pre.replicas, decode_replicas=dec.replicas, prefill_tp=pl.tp, prefill_pp=pl.pp,
             prefill_cp=pl.cp, prefill_hw=pre.candidate.hw, decode_tp=dl.tp, decode_pp=dl.pp, decode_cp=dl.cp,
@@ -157,7 +163,9 @@ def check_pool(spec: PlanSpec, by_name: dict[str, Scored], klass: str, picks: li
     res = simulate(reqs, make_config(**cfg, max_time_s=50.0 * n / rate + 3600.0))
     df = requests_frame(res)
     df = df[df.arrival_s >= df.arrival_s.quantile(WARMUP)]
-    good = df.finished & (df.ttft_s <= cls.ttft_s) & (df.tpot_s.fillna(0.0) <= cls.tpot_s)
+    role = tested.candidate.role
+    in_ttft, in_tpot = df.ttft_s <= cls.ttft_s, df.tpot_s.fillna(0.0) <= cls.tpot_s
+    good = df.finished & (in_tpot if role == "decode" else in_ttft if role == "prefill" else in_ttft & in_tpot)
     q = 100 * spec.attainment
     done = df[df.finished]
     ttft = float(np.percentile(done.ttft_s, q)) if len(done) else float("inf")
@@ -174,10 +182,11 @@ def _tighten(spec: PlanSpec, cands, rnd: Round):
         cls = next(c for c in spec.classes if c.name == chk.klass)
         f_ttft = cls.ttft_s / chk.ttft_q_s if chk.ttft_q_s > 0 else 1.0
         f_tpot = cls.tpot_s / chk.tpot_q_s if chk.tpot_q_s > 0 else 1.0
-        for p in chk.picks:
-            role = p.candidate.role
-            f = min(f_ttft, f_tpot) if role == "both" else (f_ttft if role == "prefill" else f_tpot)
-            cut[(p.candidate.name, chk.klass)] = float(np.clip(f, 0.5, 0.9))
+        p = chk.picks[0]  # the pick the check tested
+        role = p.candidate.role
+        f = min(f_ttft, f_tpot) if role == "both" else (f_ttft if role == "prefill" else f_tpot)
+        key = (p.candidate.name, chk.klass)
+        cut[key] = min(cut.get(key, 1.0), float(np.clip(f, 0.5, 0.9)))
     out = []
     for c in cands:
         caps = {k: v * cut.get((c.name, k), 1.0) for k, v in c.capacity_rps.items()}
