@@ -125,7 +125,7 @@ def _does_not_fit(plan: MemoryPlan) -> str:
 
 def _fill_times(res: WhatIfResult, m, dev, layout, prec) -> None:
     B, I, O = res.batch, res.input_len, res.output_len
-    pre: StepTime = step_time(m, dev, Prefill.of(B, I), layout, prec)
+    pre: StepTime = step_time(m, dev, Prefill.of(B, I), layout, prec, pipeline_fill=True)
     ttft = float(pre.total_s)
     ctx, weights = decode_contexts(I, O)
     decode_total, bound_decode, rows = 0.0, None, []

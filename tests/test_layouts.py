@@ -101,3 +101,48 @@ def test_one_request_alone_in_the_simulator_matches_the_whatif_under_context_par
     r = requests_frame(quick(num_requests=1, rate=1.0, max_batched_tokens=70000, **kw)).iloc[0]
     # the simulator's prefill is one step of a rank's 65536 / cp tokens, ring passing hidden
     assert r.ttft_s == pytest.approx(w.ttft_s, rel=0.01) and r.tpot_s == pytest.approx(w.tpot_s, rel=0.01)
+
+
+def _full_pass(model, phase, layout):
+    """Seconds of one pass of `phase` through every stage, op by op (no micro-batching)."""
+    from simulator.ops import build_ops as ops_of
+    from simulator.roofline import op_time
+    from simulator.step import device, hide_overlapped
+
+    dev = device("h100-sxm")
+    tile = dev.cal.attention.query_tile * dev.spec.engine.compute_units
+    ops = ops_of(model, phase, layout, BF16, tile)
+    return float(np.sum(hide_overlapped(ops, [op_time(o, dev) for o in ops])))
+
+
+def test_pipeline_stages_run_the_batch_as_micro_batches():
+    from simulator.step import device, step_time
+
+    lay, dev = Layout(tp=2, pp=4), device("h100-sxm")
+    # decode, batch 8 over 4 stages: 4 micro-batches of 2 in a full pipeline, 4 slots of 1/4 pass each
+    dec = step_time(L70, dev, Decode.of(8, 4096), lay, BF16)
+    assert float(dec.total_s) == pytest.approx(_full_pass(L70, Decode.of(2, 4096), lay))
+    # a static batch's prefill fills and drains the pipeline: (4 + 4 - 1) slots of 1/4 pass
+    pre = step_time(L70, dev, Prefill.of(8, 2048), lay, BF16, pipeline_fill=True)
+    assert float(pre.total_s) == pytest.approx(7 / 4 * _full_pass(L70, Prefill.of(2, 2048), lay))
+    # one sequence: no micro-batching, one pass; FLOPs reported for the whole batch
+    one = step_time(L70, dev, Decode.of(1, 4096), lay, BF16)
+    assert float(one.total_s) == pytest.approx(_full_pass(L70, Decode.of(1, 4096), lay))
+    f = lambda st: sum(float(np.sum(o.flops)) * o.count for o in st.ops if o.kind == "gemm")  # noqa: E731
+    assert f(dec) == pytest.approx(4 * f(step_time(L70, dev, Decode.of(2, 4096), Layout(tp=2), BF16)))
+
+
+def test_the_serving_step_model_pipelines_like_the_step_time():
+    from simulator.serving.step_model import StepModel
+    from simulator.step import device, step_time
+
+    lay, dev = Layout(tp=2, pp=4), device("h100-sxm")
+    sm = StepModel(L70, dev, lay, BF16)
+    want = step_time(L70, dev, Decode.of(8, 4096), lay, BF16)
+    assert sm.cost_keys([], 8, 8 * 4096.0, 8)[0] == pytest.approx(float(want.total_s), rel=1e-9)
+    rows = np.array([8, 5, 3, 1])
+    keys = rows * 4096
+    out = np.empty((3, 4))
+    sm.decode_into(out, np.array([rows, keys]))
+    for j in range(4):
+        assert tuple(out[:, j]) == pytest.approx(sm.cost_keys([], int(rows[j]), float(keys[j]), int(rows[j])), rel=1e-12)

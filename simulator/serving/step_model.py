@@ -56,7 +56,7 @@ class StepModel:
         self._fast_rates = None if self._fast is None else np.array(self._fast[:2])[:, None]
         # context parallelism: a rank's dense layers see 1/cp of the prompt tokens; its K/V shard
         # passes around the ring under the prefill attention, per layer and per ring-pass byte
-        self._cp = layout.cp
+        self._cp, self._pp = layout.cp, layout.pp
         kvb = kv_bytes_per_token_layer(model, layout, prec)
         self._ring = (lambda shard: model.num_layers * collective_seconds(
             "send_recv", 2, (layout.cp - 1) * shard * kvb, dev.spec, dev.cal.collective, layout.tp * layout.cp))
@@ -170,7 +170,14 @@ class StepModel:
         """out[0..2] = seconds, FLOPs, bytes of pure-decode steps with rows_keys[0, j] (> 0) rows
         and rows_keys[1, j] attended keys (after any sliding window) in step j. Few numpy calls:
         the stretches are short (16 steps typically), so each call's overhead is most of the cost."""
-        rows = rows_keys[0]
+        if self._pp > 1:  # a step = one micro-batch's pass: min(rows, pp) micro-batches of 1/m of the work
+            m = np.minimum(rows_keys[0], self._pp)
+            self._decode_core(out, -(-rows_keys[0] // m), np.array([-(-rows_keys[0] // m), rows_keys[1] / m]))
+            out[1:3] *= m
+            return
+        self._decode_core(out, rows_keys[0], rows_keys)
+
+    def _decode_core(self, out: np.ndarray, rows: np.ndarray, rows_keys: np.ndarray) -> None:
         try:
             base = self._base.take(rows, axis=1)
         except IndexError:
@@ -218,7 +225,13 @@ class StepModel:
         return self.cost_keys(chunks, rows, float(self._keys(decode_contexts)) if rows else 0.0, logits_rows)
 
     def cost_keys(self, chunks: list[tuple[int, int]], rows: int, keys: float, logits_rows: int) -> tuple:
-        """cost() with the decodes given as `rows` rows attending `keys` keys in all (after any window)."""
+        """cost() with the decodes given as `rows` rows attending `keys` keys in all (after any window).
+        With pipeline stages the step's sequences run as m = min(sequences, pp) micro-batches that
+        all advance in one pass of the full pipeline (serving's steady state; step.step_time): the
+        step takes one micro-batch's pass, 1/m of the tokens, rows and keys; FLOPs and bytes are x m."""
+        m = min(rows + len(chunks), self._pp)
+        if m > 1:
+            return self._cost_pipelined(chunks, rows, keys, logits_rows, m)
         prompt = 0
         for c, _ in chunks:
             prompt += c
@@ -240,6 +253,26 @@ class StepModel:
             f += f1 + self._count * flops
             b += b1 + self._count * nbytes
         return float(t), float(f), float(b)
+
+    def _cost_pipelined(self, chunks, rows: int, keys: float, logits_rows: int, m: int) -> tuple:
+        prompt = sum(c for c, _ in chunks)
+        shard = -(-prompt // self._cp)
+        t, f, b = self.by_tokens(-(-(shard + rows) // m))
+        t1, f1, b1 = self.by_rows(-(-logits_rows // m))
+        t, f, b = t + t1, f + f1, b + b1
+        if chunks:
+            t1, f1, b1 = self._prefill_attention(chunks)
+            t, f, b = t + t1 / m, f + f1 / m, b + b1 / m
+            if self._cp > 1:
+                t += max(self._ring(shard / m) - t1 / m, 0.0)
+        if rows:
+            r = -(-rows // m)
+            t1, f1, b1 = self.by_rows(-r)
+            flops, nbytes = self._a * keys / m, self._b * keys / m + self._c * r
+            t += t1 + self._attention1(flops, nbytes)
+            f += f1 + self._count * flops
+            b += b1 + self._count * nbytes
+        return float(t), float(f * m), float(b * m)
 
     def time(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> float:
         return self.cost(chunks, decode_contexts, logits_rows)[0]
