@@ -44,6 +44,12 @@ def tiled_key_reads(chunk: int, prior: int, tile: int, window: int | None) -> fl
     return float(seen.sum())
 
 
+def head_split(layout: Layout) -> Layout:
+    """The layout attention sees: Ulysses context parallelism gives each rank all tokens of
+    num_heads / (tp x cp) heads, which is tensor parallelism of degree tp x cp for attention."""
+    return Layout(layout.tp * layout.cp) if layout.cp > 1 and layout.cp_kind == "ulysses" else layout
+
+
 def kv_bytes_per_token_layer(model: ModelSpec, layout: Layout, prec: Precision) -> float:
     """KV cache bytes one token adds to one layer on one device. GQA/MQA heads are split over TP
     ranks (replicated when TP > KV heads); an MLA latent is not split (each rank holds it whole)."""
@@ -95,10 +101,11 @@ def attention_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precisio
     from .ops import Op
 
     L = model.num_layers
+    attn = head_split(layout)
     if isinstance(phase, Prefill):
-        flops, nbytes = _prefill(model, phase, layout, prec, query_tile)
+        flops, nbytes = _prefill(model, phase, attn, prec, query_tile)
     else:
-        flops, nbytes = _decode(model, phase, layout, prec)
+        flops, nbytes = _decode(model, phase, attn, prec)
     # RoPE on q and k, then the new tokens' K and V (or latent) written to the cache
     dqk, _ = _head_dims(model)
     rope_heads = model.num_heads // layout.tp + (0 if model.mla else -(-model.num_kv_heads // layout.tp))

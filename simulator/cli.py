@@ -33,6 +33,7 @@ def whatif(
     tp: int = typer.Option(1, help="Tensor-parallel degree."),
     pp: int = typer.Option(1, help="Pipeline-parallel stages."),
     cp: int = typer.Option(1, help="Context-parallel degree (ring attention prefill, KV sharded for decode)."),
+    cp_kind: str = typer.Option("ring", help="Context parallelism: ring (K/V passed under attention) or ulysses (all-to-all)."),
     ep: int = typer.Option(1, help="Expert-parallel degree inside the TP group (MoE models)."),
     ep_imbalance: float = typer.Option(1.0, help="Busiest expert-parallel rank's token load over the mean."),
     batch: int = typer.Option(1, help="Concurrent requests in the static batch."),
@@ -48,7 +49,7 @@ def whatif(
     from .closed_form import whatif as run
     from .whatif_output import emit
 
-    res = run(model=model, hw=hw, tp=tp, pp=pp, cp=cp, ep=ep, ep_imbalance=ep_imbalance, batch=batch, input_len=input_len, output_len=output_len,
+    res = run(model=model, hw=hw, tp=tp, pp=pp, cp=cp, ep=ep, ep_imbalance=ep_imbalance, cp_kind=cp_kind, batch=batch, input_len=input_len, output_len=output_len,
               dtype=dtype, kv_dtype=kv_dtype, compute_dtype=compute_dtype)
     emit(res, format.value, breakdown)
 

@@ -86,17 +86,17 @@ def whatif(model: str = DEFAULT["model"], hw: str = DEFAULT["hw"], tp: int = 1, 
            batch: int = 1, input_len: int = DEFAULT["input_len"], output_len: int = DEFAULT["output_len"],
            dtype: str = "bf16", kv_dtype: str | None = None, compute_dtype: str | None = None,
            check_memory: bool = True, calibration: Calibration | None = None, cp: int = 1, ep: int = 1,
-           ep_imbalance: float = 1.0) -> WhatIfResult:
+           ep_imbalance: float = 1.0, cp_kind: str = "ring") -> WhatIfResult:
     """Predict TTFT, TPOT, E2E, throughput, memory and cost of `batch` requests of `input_len`
     prompt tokens and `output_len` generated tokens. IDs or paths for `model` and `hw`.
     With check_memory=False the times are computed even when the memory plan does not fit;
     `calibration` replaces the device's profile (e.g. to ask what ideal efficiencies would give);
-    cp, ep and ep_imbalance as in phases.Layout."""
+    cp, ep, ep_imbalance and cp_kind as in phases.Layout."""
     for v, flag in ((tp, "--tp"), (pp, "--pp"), (cp, "--cp"), (ep, "--ep"), (batch, "--batch"), (input_len, "--input-len"), (output_len, "--output-len")):
         _positive(v, flag)
     m = load_model_spec(model)
     dev = device(hw) if calibration is None else Device(device(hw).spec, calibration)
-    layout = Layout(tp, pp, cp, ep, float(ep_imbalance))
+    layout = Layout(tp, pp, cp, ep, float(ep_imbalance), cp_kind)
     check_layout(m, layout)
     prec = resolve_precision(dev.spec, dtype, kv_dtype, compute_dtype)
     plan = memory_plan(m, dev, layout, prec, batch, input_len + output_len, batch * input_len)

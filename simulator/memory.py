@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .attention_cost import kv_bytes_per_token_layer
+from .attention_cost import head_split, kv_bytes_per_token_layer
 from .layers import all_linears, norm_params
 from .modelspec import ModelSpec
 from .ops import local_shape, split_degree
@@ -34,6 +34,9 @@ def kv_bytes_per_token(model: ModelSpec, layout: Layout, prec: Precision) -> flo
     """KV bytes one token holds on one device (its stage's layers; its 1/cp share under context
     parallelism, which shards every sequence's KV over the cp ranks)."""
     layers = -(-model.num_layers // layout.pp)
+    attn = head_split(layout)
+    if attn is not layout:  # Ulysses: KV split by heads (replicated where a rank has under one KV head)
+        return kv_bytes_per_token_layer(model, attn, prec) * layers
     return kv_bytes_per_token_layer(model, layout, prec) * layers / layout.cp
 
 

@@ -145,6 +145,8 @@ def _cp_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> 
     from .attention_cost import kv_bytes_per_token_layer
 
     cp, L = layout.cp, model.num_layers
+    if layout.cp_kind == "ulysses":
+        return _ulysses_ops(model, phase, layout, prec)
     if isinstance(phase, Prefill):
         shard = rank_tokens(phase, layout) * kv_bytes_per_token_layer(model, layout, prec)
         return [Op("cp_ring_kv", "p2p", L, comm_bytes=(cp - 1) * shard, group=2, collective="send_recv",
@@ -154,6 +156,23 @@ def _cp_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> 
     partial = phase.tokens * heads * (dv + 1) * 4.0
     return [Op("cp_merge", "collective", L, comm_bytes=cp * partial, group=cp, collective="all_gather",
                span=layout.tp * cp)]
+
+
+def _ulysses_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> list[Op]:
+    """DeepSpeed-Ulysses per layer: an all-to-all turns a rank's sequence shard of q, k, v into all
+    tokens of its heads, another turns the attention output back. Decode queries are replicated, so
+    only the outputs of each rank's heads are gathered."""
+    T, a, tp, cp, L = rank_tokens(phase, layout), prec.act_bytes, layout.tp, layout.cp, model.num_layers
+    dqk = model.head_size if model.mla is None else model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim
+    dv = model.head_size if model.mla is None else model.mla.v_head_dim
+    heads, kv = model.num_heads / tp, (model.num_kv_heads if model.mla is None else model.num_heads) / tp
+    span = tp * cp
+    out = T * heads * dv * a
+    if not isinstance(phase, Prefill):
+        return [Op("cp_gather_heads", "collective", L, comm_bytes=out, group=cp, collective="all_gather", span=span)]
+    qkv = T * (heads * dqk + kv * (dqk + dv)) * a
+    return [Op("cp_a2a_qkv", "collective", L, comm_bytes=qkv, group=cp, collective="all_to_all", span=span),
+            Op("cp_a2a_out", "collective", L, comm_bytes=out, group=cp, collective="all_to_all", span=span)]
 
 
 def build_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision, query_tile: int = 128) -> list[Op]:

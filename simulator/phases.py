@@ -63,7 +63,10 @@ class Layout:
       2023, arXiv:2310.01889; as Meta serves 1M-token prefill, arXiv:2411.01783). Decode keeps each
       sequence's KV sharded over the cp ranks; every rank attends its shard and the partial outputs
       are merged (pass-Q decode, same paper), while the other layers run replicated on the cp ranks.
-      Weights are replicated across cp; devices = tp x pp x cp.
+      Weights are replicated across cp; devices = tp x pp x cp. With cp_kind "ulysses" (DeepSpeed-
+      Ulysses, Jacobs et al. 2023, arXiv:2309.14509) all-to-alls trade the sequence split for a head
+      split around each attention instead: no ring, but the traffic is not hidden, and each rank's
+      heads (num_heads / tp) must split over cp.
     - ep: expert parallelism inside the TP group (ep divides tp): each rank holds num_experts / ep
       whole experts (TP-split by tp / ep); tokens are sequence-sharded over the group and sent to
       their experts' ranks and back by all-to-all (Megatron-LM EP with sequence parallelism); the
@@ -75,6 +78,7 @@ class Layout:
     cp: int = 1
     ep: int = 1
     ep_imbalance: float = 1.0
+    cp_kind: str = "ring"  # ring | ulysses
 
     @property
     def devices(self) -> int:
@@ -110,6 +114,11 @@ def check_layout(model: ModelSpec, layout: Layout) -> None:
             raise InfercastError(f"--ep {ep}: {model.id} has no experts (expert parallelism needs a MoE model)")
         if tp % ep or model.moe.num_experts % ep:
             raise InfercastError(f"--ep {ep}: must divide --tp ({tp}) and {model.id}'s {model.moe.num_experts} experts")
+    if layout.cp_kind not in ("ring", "ulysses"):
+        raise InfercastError(f"--cp-kind: '{layout.cp_kind}' is not one of ring, ulysses")
+    if layout.cp_kind == "ulysses" and (model.num_heads // tp) % cp:
+        raise InfercastError(f"--cp {cp} with --cp-kind ulysses: {model.id}'s {model.num_heads // tp} heads per TP rank "
+                             f"do not split over {cp} ranks")
     if not layout.ep_imbalance >= 1.0:
         raise InfercastError(f"--ep-imbalance: must be >= 1 (the busiest rank's load over the mean; got {layout.ep_imbalance})")
 

@@ -146,3 +146,19 @@ def test_the_serving_step_model_pipelines_like_the_step_time():
     sm.decode_into(out, np.array([rows, keys]))
     for j in range(4):
         assert tuple(out[:, j]) == pytest.approx(sm.cost_keys([], int(rows[j]), float(keys[j]), int(rows[j])), rel=1e-12)
+
+
+def test_ulysses_trades_the_ring_for_all_to_alls_around_attention():
+    lay = Layout(tp=4, cp=4, cp_kind="ulysses")
+    ops = build_ops(L70, Prefill.of(1, 65536), lay, BF16)
+    names = {o.name for o in ops}
+    assert {"cp_a2a_qkv", "cp_a2a_out"} <= names and "cp_ring_kv" not in names
+    # a rank sends its 16384 tokens' q (64/4 heads) and k, v (8/4 KV heads) of 128 dims, 2 B each
+    assert op(ops, "cp_a2a_qkv").comm_bytes == 16384 * (16 * 128 + 2 * 2 * 128) * 2
+    # the same attention FLOPs per rank as the ring: all tokens of a quarter of the heads
+    ring = build_ops(L70, Prefill.of(1, 65536), Layout(tp=4, cp=4), BF16)
+    assert total_flops(ops, "attention") == pytest.approx(total_flops(ring, "attention"))
+    # 8 KV heads over 16 ranks: each keeps one whole head, so Ulysses holds twice the ring's KV
+    assert kv_bytes_per_token(L70, lay, BF16) == 2 * kv_bytes_per_token(L70, Layout(tp=4, cp=4), BF16)
+    with pytest.raises(InfercastError, match="--cp-kind ulysses"):
+        check_layout(L70, Layout(tp=8, cp=16, cp_kind="ulysses"))

@@ -34,6 +34,7 @@ def simulate_command(
     tp: Optional[int] = typer.Option(None, help="Tensor-parallel degree per replica [1]."),
     pp: Optional[int] = typer.Option(None, help="Pipeline stages per replica [1]."),
     cp: Optional[int] = typer.Option(None, help="Context-parallel degree per replica [1]."),
+    cp_kind: Optional[str] = typer.Option(None, help="Context parallelism: ring or ulysses [ring]."),
     ep: Optional[int] = typer.Option(None, help="Expert-parallel degree inside the TP group (MoE) [1]."),
     replicas: Optional[int] = typer.Option(None, help="Replicas behind the router [1]."),
     rate: float = typer.Option(4.0, help="Arrival rate, requests/s (flag runs only)."),
@@ -65,7 +66,7 @@ def simulate_command(
     from .progress import ProgressBar
     from .simulate import quick
 
-    over = dict(model=model, hw=hw, tp=tp, pp=pp, cp=cp, ep=ep, replicas=replicas, max_batch=max_batch,
+    over = dict(model=model, hw=hw, tp=tp, pp=pp, cp=cp, cp_kind=cp_kind, ep=ep, replicas=replicas, max_batch=max_batch,
                 max_batched_tokens=max_batched_tokens, dtype=dtype, router=router, preemption=preemption,
                 prefix_caching=prefix_caching, disaggregation=_disagg(disagg, prefill_tp, decode_tp),
                 kv_offload=_offload(kv_offload))

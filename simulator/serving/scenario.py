@@ -94,6 +94,7 @@ class Deployment(BaseModel):
     tp: PositiveInt = 1
     pp: PositiveInt = 1
     cp: PositiveInt = 1  # context parallel (phases.Layout)
+    cp_kind: Literal["ring", "ulysses"] = "ring"
     ep: PositiveInt = 1  # expert parallel inside the TP group
     ep_imbalance: float = Field(1.0, ge=1.0)
     replicas: PositiveInt = 1

@@ -136,7 +136,7 @@ def _peak(pool) -> float:
 
 
 def _layout(cfg: SimConfig, tp=None, pp=None, cp=None) -> Layout:
-    return Layout(tp or cfg.tp, pp or cfg.pp, cp or cfg.cp, cfg.ep, cfg.ep_imbalance)
+    return Layout(tp or cfg.tp, pp or cfg.pp, cp or cfg.cp, cfg.ep, cfg.ep_imbalance, cfg.cp_kind)
 
 
 def _build_pools(cfg: SimConfig, loop: EventLoop, done, record, closed: bool):
