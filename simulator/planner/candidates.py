@@ -58,11 +58,17 @@ def layouts(spec: PlanSpec, model, hw_spec) -> list[Layout]:
     return out
 
 
-def _prices(stock: Stock, hw_spec) -> tuple[float, float]:
-    usd = stock.usd_per_hour or (hw_spec.price.cloud_usd_per_hour if hw_spec.price else None)
-    if usd is None:
-        raise InfercastError(f"inventory: {stock.hw} has no price in its spec; give usd_per_hour")
+def _prices(spec: PlanSpec, stock: Stock, hw_spec) -> tuple[float, float]:
+    """($/hour, watts) per device: the stock's hourly price; else owned hardware, its purchase price
+    over the amortisation years plus electricity at TDP; else the spec's cloud price."""
     power = stock.power_w or (hw_spec.power.tdp if hw_spec.power else 0.0)
+    usd = stock.usd_per_hour
+    if usd is None and stock.purchase_usd is not None:
+        usd = stock.purchase_usd / (spec.amortization_years * 8760.0) + power / 1000.0 * spec.usd_per_kwh
+    if usd is None:
+        usd = hw_spec.price.cloud_usd_per_hour if hw_spec.price else None
+    if usd is None:
+        raise InfercastError(f"inventory: {stock.hw} has no price in its spec; give usd_per_hour or purchase_usd")
     return float(usd), float(power)
 
 
@@ -74,7 +80,7 @@ def score(spec: PlanSpec) -> list[Scored]:
     out = []
     for stock in spec.inventory:
         dev = device(stock.hw)
-        usd, power = _prices(stock, dev.spec)
+        usd, power = _prices(spec, stock, dev.spec)
         prec = resolve_precision(dev.spec, spec.dtype, spec.kv_dtype)
         for lay in layouts(spec, model, dev.spec):
             try:

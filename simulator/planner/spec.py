@@ -9,6 +9,7 @@
     inventory:                             # count: null or absent = unlimited; prices from hwspecs
       - {hw: h100-sxm, count: 64}
       - {hw: h200-sxm, count: 32, usd_per_hour: 4.0}   # per device, overrides the spec's price
+      - {hw: mi300x, count: 16, purchase_usd: 15000}   # owned: amortised + electricity per hour
     objective: usd                         # usd | power | devices
     disaggregation: false                  # allow separate prefill and decode pools
     layouts: {tp: [1, 2, 4, 8], pp: [1, 2, 4, 8], cp: [1, 2, 4, 8], max_devices: 64}
@@ -45,6 +46,7 @@ class Stock(BaseModel):
     hw: str
     count: int | None = Field(None, ge=0)  # devices available; None: unlimited
     usd_per_hour: PositiveFloat | None = None  # per device; default: the spec's cloud price
+    purchase_usd: PositiveFloat | None = None  # per device: owned hardware, amortised (see PlanSpec)
     power_w: PositiveFloat | None = None  # per device; default: the spec's TDP
 
 
@@ -87,6 +89,8 @@ class PlanSpec(BaseModel):
     solver: SolverOptions = SolverOptions()
     max_batch: PositiveInt = 256
     max_batched_tokens: PositiveInt = 8192
+    amortization_years: PositiveFloat = 4.0  # owned hardware: purchase price spread over these years
+    usd_per_kwh: float = Field(0.10, ge=0)  # owned hardware: electricity at the power draw (TDP)
 
     @field_validator("classes")
     @classmethod

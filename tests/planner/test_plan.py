@@ -136,3 +136,15 @@ def test_bad_plan_files_are_one_line_errors(tmp_path, capsys):
     assert "objectiv" in capsys.readouterr().err
     assert run(["plan", "no-such-plan"]) == 2
     assert "unknown plan 'no-such-plan'" in capsys.readouterr().err
+
+
+def test_owned_hardware_is_priced_by_amortisation_and_electricity():
+    from simulator.planner.candidates import score
+
+    spec = PlanSpec(model="llama-3.1-8b", classes=[{"name": "c", "rate": 1, "input_len": 1000, "output_len": 100,
+                                                    "ttft_s": 1, "tpot_s": 0.1}],
+                    inventory=[{"hw": "h100-sxm", "purchase_usd": 35040, "power_w": 700}],
+                    amortization_years=4, usd_per_kwh=0.2, layouts={"tp": [2], "pp": [1], "cp": [1]})
+    cand = score(spec)[0].candidate
+    # 35040 $ over 4 x 8760 h = 1.00 $/h, plus 0.7 kW x 0.2 $/kWh = 0.14 $/h; two devices
+    assert cand.usd_per_hour == pytest.approx(2 * 1.14) and cand.power_w == 1400
