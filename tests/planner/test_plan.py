@@ -148,3 +148,10 @@ def test_owned_hardware_is_priced_by_amortisation_and_electricity():
     cand = score(spec)[0].candidate
     # 35040 $ over 4 x 8760 h = 1.00 $/h, plus 0.7 kW x 0.2 $/kWh = 0.14 $/h; two devices
     assert cand.usd_per_hour == pytest.approx(2 * 1.14) and cand.power_w == 1400
+
+
+def test_the_python_api_plans_a_shipped_plan_with_updates():
+    import simulator
+
+    res = simulator.plan("long-context-128k", check={"rounds": 0}, objective="devices")
+    assert res.ok and res.spec.objective == "devices" and res.spec.check.rounds == 0 and not res.rounds[0].checks
