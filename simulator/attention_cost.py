@@ -115,5 +115,6 @@ def attention_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precisio
     return [
         Op("rope_kv_write", "elementwise", L, 4.0 * tokens * rope_heads * dqk, rope_bytes + kv_write,
            prec.attention_dtype),
-        Op("attention", "attention", L, flops, nbytes, prec.attention_dtype),
+        Op("attention", "attention", L, flops, nbytes, prec.attention_dtype,
+           phase="prefill" if isinstance(phase, Prefill) else "decode"),
     ]

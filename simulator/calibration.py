@@ -6,15 +6,16 @@ Without one, hwspecs/calibration/defaults.yaml applies and answers say `calibrat
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from .config_io import load_model
-from .quantity_types import STRICT, Bytes, Seconds
+from .quantity_types import STRICT, Bytes, BytesPerS, FlopsPerS, Seconds
 
 
 class Curve(BaseModel):
@@ -49,6 +50,9 @@ class GemmCal(BaseModel):
     model_config = STRICT
     # per compute dtype; a dtype not listed uses the device's measured matmul fraction, else `fallback`
     efficiency: dict[str, Efficiency] = Field(default_factory=dict)
+    # what a curve's size is: the GEMM's FLOPs, or its rows M (CPU BLAS: skinny GEMMs run their own,
+    # slower kernels whatever N x K, so M says more about the achieved rate than FLOPs do)
+    size: Literal["flops", "rows"] = "flops"
     fallback: float = Field(0.75, gt=0, le=1)
     tile_m: int = Field(128, gt=0)
     tile_n: int = Field(128, gt=0)
@@ -61,8 +65,25 @@ class OpCal(BaseModel):
     overhead: Seconds = Field(4e-6, ge=0)
 
 
+def elementwise_family(name: str) -> str:
+    """Which kind of elementwise kernel an op is: norm (RMSNorm/LayerNorm), act (the MLP
+    activation), or "" (residual adds, lookups, RoPE): profiles may calibrate the first two apart."""
+    return "norm" if "norm" in name else "act" if name.endswith("_act") else ""
+
+
+class ElementwiseCal(OpCal):
+    by_op: dict[str, OpCal] = Field(default_factory=dict)  # elementwise_family -> its own fit
+
+    def of(self, name: str) -> OpCal:
+        return self.by_op.get(elementwise_family(name), self)
+
+
 class AttentionCal(OpCal):
     query_tile: int = Field(128, gt=0)  # FlashAttention query rows per thread block (Dao 2023)
+    decode_efficiency: Efficiency | None = None  # decode attention (a KV read) when it differs; None: `efficiency`
+
+    def eff(self, decode: bool) -> Efficiency:
+        return self.decode_efficiency if decode and self.decode_efficiency is not None else self.efficiency
 
 
 class CollectiveCal(BaseModel):
@@ -95,16 +116,26 @@ class Provenance(BaseModel):
     data: str = ""
 
 
+class MeasuredPeaks(BaseModel):
+    """Rates measured by `infercast calibrate` on a device whose spec cannot know them (the `local`
+    CPU: its memory bandwidth is an assumption, its clock the base clock): the spec takes them."""
+
+    model_config = STRICT
+    memory_bandwidth: BytesPerS | None = None
+    peak: dict[str, FlopsPerS] = Field(default_factory=dict)  # per dtype
+
+
 class Calibration(BaseModel):
     model_config = STRICT
     device: str
     calibrated: bool
     provenance: Provenance = Provenance()
+    measured: MeasuredPeaks | None = None
     held_out_error: HeldOutError | None = None
     gemm: GemmCal = GemmCal()
     attention: AttentionCal = AttentionCal()
     memory: OpCal = OpCal(efficiency=0.85)
-    elementwise: OpCal = OpCal(efficiency=0.7)
+    elementwise: ElementwiseCal = ElementwiseCal(efficiency=0.7)
     collective: CollectiveCal = CollectiveCal()
     memory_budget: MemoryBudget = MemoryBudget()
     # Compute and memory time of one kernel combine as (c^p + m^p)^(1/p): p -> infinity is the
@@ -119,10 +150,21 @@ def calibration_dir() -> Path:
     return data_dir("hwspecs.calibration")
 
 
+def user_calibration_dir() -> Path:
+    """Where `infercast calibrate` writes profiles of this machine: $INFERCAST_HOME/calibration
+    (default ~/.infercast/calibration). A profile there comes before a shipped one."""
+    return Path(os.environ.get("INFERCAST_HOME", Path.home() / ".infercast")) / "calibration"
+
+
+def profile_path(device_id: str) -> Path | None:
+    for d in (user_calibration_dir(), calibration_dir()):
+        if (d / f"{device_id}.yaml").exists():
+            return d / f"{device_id}.yaml"
+    return None
+
+
 @lru_cache(maxsize=64)
 def load_calibration(device_id: str) -> Calibration:
-    """The device's fitted profile when one ships, else the documented defaults."""
-    path = calibration_dir() / f"{device_id}.yaml"
-    if path.exists():
-        return load_model(path, Calibration)
-    return load_model(calibration_dir() / "defaults.yaml", Calibration)
+    """The device's fitted profile (this machine's, else a shipped one), else the documented defaults."""
+    path = profile_path(device_id)
+    return load_model(path if path is not None else calibration_dir() / "defaults.yaml", Calibration)

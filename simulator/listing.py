@@ -28,7 +28,7 @@ def print_hardware() -> None:
         )
     con = console(width=150)
     con.print(t)
-    con.print("[dim]* estimate: no public list price.  ? local bandwidth is assumed until `hwspecs/calibration/local.yaml` exists[/]")
+    con.print("[dim]* estimate: no public list price.  ? local bandwidth is assumed until `infercast calibrate` has measured it[/]")
 
 
 def print_models() -> None:

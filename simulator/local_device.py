@@ -38,7 +38,9 @@ def _memory_bytes() -> float:
         return 8 * 2**30
 
 
-def detect_local() -> HardwareSpec:
+def detect_local(measured=None, use_profile: bool = True) -> HardwareSpec:
+    """This machine's spec; `measured` (calibration.MeasuredPeaks) replaces the assumed bandwidth and
+    raises the derived peaks, by default the ones in this machine's calibration profile."""
     flags, ghz, name = _cpuinfo()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     ghz = ghz or 2.0
@@ -52,14 +54,30 @@ def detect_local() -> HardwareSpec:
         half = fp32  # no 16-bit matrix unit: 16-bit GEMMs run at the fp32 rate at best
     isa = sorted(flags & {"avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "avx2", "fma"})
     bw = min(cores * ASSUMED_BW_PER_CORE, ASSUMED_BW_MAX)
+    peaks, bw_source = {"fp32": fp32, "bf16": half, "fp16": half}, ["detected", "assumed"]
+    measured = measured if measured is not None or not use_profile else _measured()
+    if measured is not None:  # `infercast calibrate` measured this machine: its rates replace the guesses
+        if measured.memory_bandwidth:
+            bw, bw_source = measured.memory_bandwidth, ["detected", "measured"]
+        for d, v in measured.peak.items():
+            peaks[d] = max(peaks.get(d, 0.0), v)
     return HardwareSpec.model_validate({
         "id": "local", "name": f"{name} ({cores} cores)", "vendor": platform.system(), "kind": "cpu",
         "sources": {
             "detected": {"note": f"detected on this machine: {cores} cores, {ghz:.2f} GHz, ISA {' '.join(isa) or 'baseline'}"},
             "assumed": {"note": f"assumption until calibrated: {ASSUMED_BW_PER_CORE / 1e9:.0f} GB/s per core, at most {ASSUMED_BW_MAX / 1e9:.0f} GB/s"},
+            "measured": {"note": "best copy bandwidth and GEMM rate measured by `infercast calibrate` (calibration profile `local`)"},
         },
-        "engines": {"cpu": {"peak": {"fp32": fp32, "bf16": half, "fp16": half}, "compute_units": cores, "source": "detected",
+        "engines": {"cpu": {"peak": peaks, "compute_units": cores, "source": "detected",
                             "note": f"derived: cores x clock x {per_cycle} FP32 FLOP/cycle"}},
-        "memory": {"device": {"capacity": _memory_bytes(), "bandwidth": bw, "type": "DRAM", "source": ["detected", "assumed"]}},
+        "memory": {"device": {"capacity": _memory_bytes(), "bandwidth": bw, "type": "DRAM", "source": bw_source}},
         "note": "ISA features: " + (", ".join(isa) or "none of AVX2/AVX-512/AMX"),
     })
+
+
+def _measured():
+    """Rates measured on this machine, from its calibration profile (None before `infercast calibrate`)."""
+    from .calibration import load_calibration
+
+    cal = load_calibration("local")
+    return cal.measured if cal.calibrated else None

@@ -31,6 +31,7 @@ class Op:
     collective: str = ""  # all_reduce | all_gather | reduce_scatter | all_to_all | send_recv
     span: int = 0  # devices the group is spread over, for the link it takes (0: the group itself)
     hidden_under: str = ""  # runs under this op (ring attention's K/V passing): only its excess counts
+    phase: str = ""  # attention: "prefill" or "decode" (their kernels calibrate apart)
 
 
 def local_shape(lin: Linear, tp: int) -> tuple[int, int]:

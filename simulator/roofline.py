@@ -40,11 +40,15 @@ class Device:
         """Calibrated curve for the dtype, else the measured max-achievable-matmul fraction of the
         device, else the fallback; times wave quantisation (tiles over compute units)."""
         g = self.cal.gemm
+        return self.gemm_base_efficiency(dtype, m, flops) * wave_efficiency(m, n, g.tile_m, g.tile_n,
+                                                                            self.spec.engine.compute_units)
+
+    def gemm_base_efficiency(self, dtype: str, m, flops):
+        """gemm_efficiency without the waves; `m` and `flops` may be arrays."""
+        g = self.cal.gemm
         if dtype in g.efficiency:
-            base = evaluate(g.efficiency[dtype], flops)
-        else:
-            base = self._measured_fraction(dtype) or g.fallback
-        return base * wave_efficiency(m, n, g.tile_m, g.tile_n, self.spec.engine.compute_units)
+            return evaluate(g.efficiency[dtype], m if g.size == "rows" else flops)
+        return self._measured_fraction(dtype) or g.fallback
 
     def _measured_fraction(self, dtype: str) -> float | None:
         eng = self.spec.engine
@@ -76,8 +80,9 @@ def _terms(op: Op, dev: Device):
     if op.kind == "gemm":
         eff, overhead = dev.gemm_efficiency(op.dtype, op.shape[0], op.shape[1], op.flops), cal.gemm.overhead
     else:
-        c = cal.attention if op.kind == "attention" else cal.elementwise
-        eff, overhead = evaluate(c.efficiency, op.flops), c.overhead
+        c = cal.attention if op.kind == "attention" else cal.memory if op.kind == "memory" else cal.elementwise.of(op.name)
+        eff = cal.attention.eff(op.phase == "decode") if op.kind == "attention" else c.efficiency
+        eff, overhead = evaluate(eff, op.flops), c.overhead
     compute = op.flops / (dev.peak(op.dtype) * eff)
     memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
     return compute, memory, overhead

@@ -1,3 +1,9 @@
+import os
+import tempfile
+
+# tests never read this machine's own calibration profiles (`infercast calibrate` output)
+os.environ.setdefault("INFERCAST_HOME", tempfile.mkdtemp(prefix="infercast-home-"))
+
 import pytest
 import yaml
 

@@ -48,10 +48,11 @@ class StepModel:
         self._by_rows: dict[int, tuple] = {}
         self._base = np.zeros((3, 1))  # decode step less attention, by batch size (see _fill_base)
         self._coefficients()
-        cal = dev.cal  # attention with fixed efficiencies: seconds per FLOP and per byte
-        fixed = not isinstance(cal.attention.efficiency, Curve) and not isinstance(cal.memory.efficiency, Curve)
-        self._fast = (1.0 / (self._peak * cal.attention.efficiency), 1.0 / (dev.mem_bandwidth * cal.memory.efficiency),
-                      cal.overlap_norm) if fixed else None
+        cal = dev.cal  # attention with fixed efficiencies: seconds per FLOP and per byte (decode, prefill)
+        effs = (cal.attention.eff(True), cal.attention.eff(False), cal.memory.efficiency)
+        fixed = not any(isinstance(e, Curve) for e in effs)
+        self._fast = (1.0 / (self._peak * effs[0]), 1.0 / (dev.mem_bandwidth * effs[2]), cal.overlap_norm) if fixed else None
+        self._fast_prefill = (1.0 / (self._peak * effs[1]), self._fast[1], cal.overlap_norm) if fixed else None
         self._per_key = np.array([[0.0, self._a], [self._c, self._b]])  # decode attention by (rows, keys)
         self._fast_rates = None if self._fast is None else np.array(self._fast[:2])[:, None]
         # context parallelism: a rank's dense layers see 1/cp of the prompt tokens; its K/V shard
@@ -87,21 +88,22 @@ class StepModel:
         self._peak = self.dev.peak(one.dtype)
 
     def _attention(self, flops, nbytes):
-        """Seconds of all layers' attention from one layer's FLOPs and bytes (scalars or arrays)."""
+        """Seconds of all layers' decode attention from one layer's FLOPs and bytes (arrays)."""
         cal, dev = self.dev.cal, self.dev
-        compute = flops / (self._peak * evaluate(cal.attention.efficiency, flops))
+        compute = flops / (self._peak * evaluate(cal.attention.eff(True), flops))
         memory = nbytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, nbytes))
         return self._count * (combine(compute, memory, cal.overlap_norm) + cal.attention.overhead)
 
-    def _attention1(self, flops: float, nbytes: float) -> float:
-        """_attention for one step, in plain floats (the hot path of mixed steps)."""
+    def _attention1(self, flops: float, nbytes: float, decode: bool = True) -> float:
+        """All layers' attention of one step (decode rows, or `decode` False: prompt chunks), in
+        plain floats (the hot path of mixed steps)."""
         cal = self.dev.cal
         if self._fast is None:
-            ce, me = evaluate(cal.attention.efficiency, flops), evaluate(cal.memory.efficiency, nbytes)
+            ce, me = evaluate(cal.attention.eff(decode), flops), evaluate(cal.memory.efficiency, nbytes)
             compute = flops / (self._peak * float(ce))
             memory = nbytes / (self.dev.mem_bandwidth * float(me))
             return self._count * (combine(float(compute), float(memory), cal.overlap_norm) + cal.attention.overhead)
-        fast = self._fast  # plain floats in, plain floats out
+        fast = self._fast if decode else self._fast_prefill  # plain floats in, plain floats out
         return self._count * (combine(flops * fast[0], nbytes * fast[1], fast[2]) + cal.attention.overhead)
 
     def _keys(self, contexts: np.ndarray):
@@ -215,7 +217,7 @@ class StepModel:
         if w is not None:
             pairs = float(causal_pairs(np.array([c for c, _ in chunks]), np.array([p for _, p in chunks]), w).sum())
         flops, nbytes = self._pa * pairs, self._pb * reads + self._pc * tokens
-        return self._attention1(flops, nbytes), self._count * flops, self._count * nbytes
+        return self._attention1(flops, nbytes, decode=False), self._count * flops, self._count * nbytes
 
     def cost(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> tuple:
         """(seconds, FLOPs, bytes) of one step: prefill `chunks` (new tokens, cached tokens before

@@ -1,0 +1,112 @@
+"""Fitting calibration profiles: recovering a known profile from its own timings, held-out error,
+profile files, and the `local` device taking measured rates."""
+
+import numpy as np
+import pytest
+import yaml
+
+from simulator.calibration import Calibration, Curve, OpCal
+from simulator.catalog import load_hardware
+from simulator.roofline import Device, op_time
+from validate.kernel_fit import errors, fit_profile, held_out, measured_peaks, summary, to_op
+from validate.profile_io import write_profile
+
+
+def _rows():
+    """Shapes like the CPU sweep's, in CSV row form, without times."""
+    out = []
+    for m in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
+        for n, k in ((1024, 1024), (4096, 1024)):
+            out.append({"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k, "flops": 2.0 * m * n * k,
+                        "bytes": 4.0 * (k * n + m * k + m * n)})
+    for L in (256, 512, 1024, 2048, 4096, 8192):
+        out.append({"op": "attention_prefill", "dtype": "fp32", "flops": 4.0 * 8 * 64 * L * (L + 1) / 2,
+                    "bytes": 4.0 * (2 * 8 * L * 64 + 2 * 2 * L * 64)})
+    for b in (1, 4, 16):
+        for c in (512, 2048, 8192):
+            out.append({"op": "attention_decode", "dtype": "fp32", "flops": 4.0 * b * 16 * 64 * c,
+                        "bytes": 4.0 * (2 * b * 16 * 64 + 2 * b * 4 * c * 64)})
+    for e in (2**p for p in range(12, 25, 2)):
+        out.append({"op": "copy", "dtype": "fp32", "flops": 0.0, "bytes": 8.0 * e})
+        out.append({"op": "rmsnorm", "dtype": "fp32", "flops": 4.0 * e, "bytes": 8.0 * e})
+        out.append({"op": "silu_mul", "dtype": "fp32", "flops": 4.0 * e, "bytes": 12.0 * e})
+    return [{"m": 0, "n": 0, "k": 0, **r} for r in out]
+
+
+TRUTH = {  # a made-up CPU profile with shapes the fit must find
+    "gemm": {"efficiency": {"fp32": {"size": [1, 16, 256, 4096], "efficiency": [0.1, 0.3, 0.8, 0.9]}},
+             "size": "rows", "overhead": "3 us"},
+    "attention": {"efficiency": {"size": [1e8, 1e11], "efficiency": [0.3, 0.7]}, "overhead": "10 us",
+                  "decode_efficiency": 0.15},
+    "memory": {"efficiency": {"size": [1e5, 1e7, 1e9], "efficiency": [0.9, 0.6, 0.3]}, "overhead": "2 us"},
+    "elementwise": {"efficiency": 0.5, "overhead": "5 us",
+                    "by_op": {"norm": {"efficiency": 0.2, "overhead": "12 us"}, "act": {"efficiency": 0.4, "overhead": "6 us"}}},
+    "overlap_norm": 4.0,
+}
+
+
+@pytest.fixture
+def cpu():
+    spec = load_hardware("epyc-9654")
+    truth = Calibration.model_validate({"device": "t", "calibrated": True, **TRUTH})
+    rows = _rows()
+    rng = np.random.default_rng(1)
+    dev = Device(spec, truth)
+    for r in rows:
+        r["time_s"] = float(op_time(to_op(r), dev)) * float(np.exp(rng.normal(0, 0.02)))  # 2% timing noise
+    return spec, rows
+
+
+def test_the_fit_recovers_a_known_profile_within_the_noise(cpu):
+    spec, rows = cpu
+    cal = fit_profile(spec, rows, "t")
+    s = summary(errors(spec, cal, rows))
+    assert s["median"] < 0.03 and s["p90"] < 0.06
+    assert cal.gemm.size == "rows" and cal.attention.decode_efficiency is not None
+    assert set(cal.elementwise.by_op) == {"norm", "act"}
+
+
+def test_held_out_shapes_are_predicted_within_the_targets(cpu):
+    spec, rows = cpu
+    for seed in (0, 1, 2):
+        _, test, errs = held_out(spec, rows, "t", seed=seed)
+        s = summary(errs)
+        assert len(test) > 0.25 * len(rows) and s["median"] < 0.05 and s["p90"] < 0.15
+
+
+def test_measured_peaks_are_the_best_rates_seen(cpu):
+    _, rows = cpu
+    p = measured_peaks(rows)
+    assert p.memory_bandwidth == max(r["bytes"] / r["time_s"] for r in rows if r["op"] == "copy")
+    assert p.peak["fp32"] == max(r["flops"] / r["time_s"] for r in rows if r["op"] == "gemm")
+
+
+def test_profiles_are_written_readable_and_never_overwritten(tmp_path, cpu):
+    spec, rows = cpu
+    cal = fit_profile(spec, rows, "local")
+    dest = tmp_path / "local.yaml"
+    write_profile(cal, dest)
+    again = write_profile(cal, dest)
+    assert again == dest and len(list(tmp_path.glob("local*.yaml"))) == 2  # the first kept under a dated name
+    back = Calibration.model_validate(yaml.safe_load(dest.read_text()))
+    assert back.gemm.size == cal.gemm.size and back.calibrated
+
+
+def test_decode_attention_and_elementwise_families_use_their_own_efficiency():
+    from simulator.ops import Op
+
+    spec = load_hardware("epyc-9654")
+    cal = Calibration.model_validate({"device": "t", "calibrated": True, "overlap_norm": float("inf"),
+                                      "attention": {"efficiency": 0.5, "decode_efficiency": 0.25, "overhead": 0},
+                                      "elementwise": {"efficiency": 0.5, "overhead": 0,
+                                                      "by_op": {"norm": {"efficiency": 0.1, "overhead": 0}}}})
+    dev = Device(spec, cal)
+    peak = dev.peak("fp32")
+    pre = Op("attention", "attention", 1, 1e12, 1.0, "fp32", phase="prefill")
+    dec = Op("attention", "attention", 1, 1e12, 1.0, "fp32", phase="decode")
+    assert op_time(pre, dev) == pytest.approx(1e12 / (0.5 * peak))
+    assert op_time(dec, dev) == pytest.approx(1e12 / (0.25 * peak))
+    norm, add = (Op(n, "elementwise", 1, 1e12, 1.0, "fp32") for n in ("norm", "residual_add"))
+    assert op_time(norm, dev) == pytest.approx(1e12 / (0.1 * peak))
+    assert op_time(add, dev) == pytest.approx(1e12 / (0.5 * peak))
+    assert isinstance(Curve(size=[1, 2], efficiency=[0.5, 0.5]), Curve) and OpCal().overhead >= 0

@@ -1,0 +1,99 @@
+"""`infercast calibrate`: measure this machine's kernels, fit its calibration profile, report the
+held-out error. The profile goes to $INFERCAST_HOME/calibration/local.yaml (default ~/.infercast),
+where the `local` device finds it; an older profile there is kept under a dated name."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Measure kernels on this machine and fit its calibration profile.",
+                  invoke_without_command=True)
+
+
+class Target(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+
+
+@app.callback()
+def calibrate(
+    device: Target = typer.Option(Target.auto, "--device", help="auto (a GPU if torch sees one), cpu or cuda."),
+    quick: bool = typer.Option(False, "--quick", help="A short sweep (under 3 minutes on 2 cores)."),
+    out: Optional[str] = typer.Option(None, help="Folder for the measurements CSV [$INFERCAST_HOME/calibration/runs/<cpu>]."),
+    fit_only: bool = typer.Option(False, "--fit-only", help="Fit the CSV already in --out without measuring."),
+) -> None:
+    """Sweep GEMM, attention, copy and elementwise shapes, fit efficiency curves and overheads,
+    write the profile and print its held-out error (fit on 70% of shapes, predict the other 30%)."""
+    from simulator.calibration import user_calibration_dir
+    from simulator.errors import InfercastError
+    from simulator.local_device import detect_local
+
+    try:
+        import torch
+    except ImportError:
+        raise InfercastError("calibrate: needs torch (pip install -e '.[kernels]')") from None
+    cuda = torch.cuda.is_available()
+    if device is Target.cuda and not cuda:
+        raise InfercastError("--device cuda: torch sees no CUDA device on this machine")
+    if device is Target.cuda or (device is Target.auto and cuda):
+        raise InfercastError("--device cuda: the GPU sweep runs the Triton kernels (kernels/); not in this build yet")
+    spec = detect_local(use_profile=False)
+    folder = Path(out) if out else user_calibration_dir() / "runs" / _slug(spec.name)
+    csv_path = folder / "kernels.csv"
+    if not fit_only:
+        from simulator.serving.progress import ProgressBar
+
+        from .calibrate_cpu import measure
+
+        bar = ProgressBar("measuring", force=False)
+        try:
+            n = measure(csv_path, quick, progress=lambda i, total: bar(i, total, 0.0))
+        finally:
+            bar.close()
+        print(f"measured {n} new shapes into {csv_path}")
+    elif not csv_path.exists():
+        raise InfercastError(f"--fit-only: {csv_path} does not exist")
+    prof, held = fit_and_write(csv_path, user_calibration_dir() / "local.yaml")
+    print(f"held-out error (fit on 70%, predict 30%, {held['points']} shapes): median {100 * held['median']:.1f}%, "
+          f"90th percentile {100 * held['p90']:.1f}%, worst {100 * held['worst']:.1f}%")
+    print(f"profile written to {prof}")
+
+
+def fit_and_write(csv_path: Path, dest: Path) -> tuple[Path, dict]:
+    """Fit the profile of the measurements in `csv_path` and write it to `dest` (an existing file
+    there is renamed, never overwritten). Returns (path written, held-out summary)."""
+    from simulator.local_device import detect_local
+
+    from simulator.calibration import Calibration
+
+    from .kernel_fit import fit_profile, held_out, measured_peaks, read_csv, summary
+    from .profile_io import write_profile
+
+    data = read_csv(csv_path)
+    peaks = measured_peaks(data.rows)
+    spec = detect_local(measured=peaks)
+    _, _, errs = held_out(spec, data.rows, "local")
+    held = summary(errs)
+    cal = fit_profile(spec, data.rows, "local")
+    prov = data.provenance
+    cal = Calibration.model_validate({
+        **cal.model_dump(),
+        "measured": peaks.model_dump(),
+        "held_out_error": {"median": held["median"], "p90": held["p90"], "points": held["points"]},
+        "provenance": {"device": prov.get("device", spec.name), "libraries": {"torch": prov.get("torch", "")},
+                       "date": prov.get("date", datetime.date.today().isoformat()),
+                       "method": prov.get("method", ""), "data": str(csv_path)},
+        "note": "fitted by infercast calibrate (validate/kernel_fit.py) to this machine's kernel measurements",
+    })
+    return write_profile(cal, dest), held

@@ -1,0 +1,200 @@
+"""Fit a calibration profile to kernel measurements, and measure how well it predicts shapes it
+never saw. No torch here: the measurements come as CSV rows (validate/calibrate_cpu.py writes them).
+
+Each row becomes the simulator's own Op (FLOPs, bytes, GEMM shape) and is predicted by
+roofline.op_time, so the fitted profile means exactly what the simulator will do with it. Per op
+class an efficiency curve (piecewise linear in log10 of FLOPs, or of bytes for memory traffic, at
+fixed knots spanning the data) and a fixed overhead are fitted by scipy least_squares on log
+residuals (soft-L1 loss), in order: memory (copies) -> norms -> activations (each their own
+elementwise family) -> GEMM (curve over FLOPs or over rows M, whichever fits) -> attention (a
+prefill and a decode curve: a KV read is not a FlashAttention tile loop; one overhead). The
+held-out error fits on a random 70% of the rows and predicts the other 30%."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from simulator.calibration import Calibration, Curve, MeasuredPeaks, OpCal, calibration_dir
+from simulator.config_io import load_model
+from simulator.ops import Op
+from simulator.roofline import Device, op_time
+
+COLUMNS = ("op", "dtype", "m", "n", "k", "batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "elems",
+           "flops", "bytes", "time_s")
+KIND = {"gemm": "gemm", "attention_prefill": "attention", "attention_decode": "attention", "copy": "memory",
+        "rmsnorm": "elementwise", "silu_mul": "elementwise"}
+CLASS = {"gemm": "gemm", "attention_prefill": "attention", "attention_decode": "attention", "copy": "memory",
+         "rmsnorm": "norm", "silu_mul": "act"}
+NAME = {"rmsnorm": "norm", "silu_mul": "mlp_act"}  # the operator model's op names (calibration.elementwise_family)
+KNOTS = {"gemm": 4, "attention": 3, "memory": 4, "norm": 4, "act": 4}
+SMOOTH = 0.02  # weight of the curve's second differences (in logits) among the residuals: a smooth curve
+
+
+@dataclass
+class Measurements:
+    rows: list[dict]
+    provenance: dict[str, str]
+
+
+def read_csv(path: Path) -> Measurements:
+    """Rows and the `# key: value` provenance lines above the header."""
+    prov, lines = {}, []
+    with Path(path).open() as f:
+        for line in f:
+            if line.startswith("#"):
+                key, _, value = line[1:].partition(":")
+                prov[key.strip()] = value.strip()
+            else:
+                lines.append(line)
+    rows = []
+    for r in csv.DictReader(lines):
+        rows.append({k: (r[k] if k in ("op", "dtype") else float(r[k] or 0)) for k in COLUMNS})
+    return Measurements(rows, prov)
+
+
+def to_op(r: dict) -> Op:
+    kind = KIND[r["op"]]
+    shape = (int(r["m"]), int(r["n"]), int(r["k"])) if kind == "gemm" else (0, 0, 0)
+    phase = {"attention_prefill": "prefill", "attention_decode": "decode"}.get(r["op"], "")
+    return Op(NAME.get(r["op"], r["op"]), kind, 1, float(r["flops"]), float(r["bytes"]), r["dtype"], shape, phase=phase)
+
+
+def measured_peaks(rows: list[dict]) -> MeasuredPeaks:
+    """The best copy bandwidth and the best GEMM rate per dtype seen in the measurements."""
+    bw = max((r["bytes"] / r["time_s"] for r in rows if r["op"] == "copy"), default=None)
+    peak: dict[str, float] = {}
+    for r in rows:
+        if r["op"] == "gemm":
+            peak[r["dtype"]] = max(peak.get(r["dtype"], 0.0), r["flops"] / r["time_s"])
+    return MeasuredPeaks(memory_bandwidth=bw, peak=peak)
+
+
+def _sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _logit(p):
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def _knots(sizes: np.ndarray, n: int) -> list[float]:
+    """n knots spanning the sizes, plus one a decade beyond each end: the smoothness penalty
+    carries the curve's trend there, so shapes just outside the fitted range extrapolate it."""
+    lo, hi = np.log10(max(sizes.min(), 1.0)), np.log10(max(sizes.max(), 10.0))
+    if n == 1:
+        return [float(10 ** ((lo + hi) / 2))]
+    if hi - lo < 1e-6:
+        hi = lo + 1.0
+    inner = np.linspace(lo, hi, n)
+    return list(10 ** np.concatenate([[lo - 1.0], inner, [hi + 1.0]]))
+
+
+def _with(cal: Calibration, cls: str, curves: list[Curve], overhead: float, dtype: str, by: str = "flops") -> Calibration:
+    if cls == "gemm":
+        g = cal.gemm.model_copy(update={"efficiency": {**cal.gemm.efficiency, dtype: curves[0]}, "overhead": overhead,
+                                        "size": by})
+        return cal.model_copy(update={"gemm": g})
+    if cls == "attention":  # prefill and decode curves, one kernel overhead
+        a = cal.attention.model_copy(update={"efficiency": curves[0], "decode_efficiency": curves[1], "overhead": overhead})
+        return cal.model_copy(update={"attention": a})
+    if cls in ("norm", "act"):
+        e = cal.elementwise
+        own = OpCal(efficiency=curves[0], overhead=overhead)
+        return cal.model_copy(update={"elementwise": e.model_copy(update={"by_op": {**e.by_op, cls: own}})})
+    return cal.model_copy(update={cls: getattr(cal, cls).model_copy(update={"efficiency": curves[0], "overhead": overhead})})
+
+
+def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibration:
+    """Fit one class's curve and overhead (memory: copies, whose curve every op's traffic then uses).
+    GEMM tries its curve over FLOPs and over rows M and keeps the better fit."""
+    mine = [r for r in rows if CLASS[r["op"]] == cls]
+    if not mine:
+        return cal
+    best = None
+    for by in ("flops", "rows") if cls == "gemm" else ("flops",):
+        fitted, cost = _fit_curve(spec, cal, mine, cls, by)
+        if best is None or cost < best[1]:
+            best = (fitted, cost)
+    return best[0]
+
+
+def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str) -> tuple[Calibration, float]:
+    """One curve per group of rows (attention: prefill, then decode) and one overhead."""
+    dtype = mine[0]["dtype"]
+    ops = [to_op(r) for r in mine]
+    t = np.array([r["time_s"] for r in mine])
+    groups = [[o.phase != "decode" for o in ops], [o.phase == "decode" for o in ops]] if cls == "attention" \
+        else [[True] * len(ops)]
+    knot_sets = []
+    for g in groups:
+        sel = [o for o, keep in zip(ops, g) if keep] or ops
+        if by == "rows":  # BLAS kernels change with M's register and cache blocking: a knot per factor 4
+            size = np.array([float(o.shape[0]) for o in sel])
+            knots = [float(4**i) for i in range(8) if size.min() / 4 < 4**i < size.max() * 4] or _knots(size, 3)
+        else:
+            size = np.array([o.bytes if cls == "memory" else max(o.flops, o.bytes) for o in sel])
+            knots = _knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)))  # fewer knots than points
+        knot_sets.append(knots)
+    cuts = np.cumsum([0] + [len(k) for k in knot_sets])
+
+    def build(v):
+        curves = [Curve(size=k, efficiency=list(np.clip(_sig(v[a:b]), 1e-4, 1.0)))
+                  for k, a, b in zip(knot_sets, cuts[:-1], cuts[1:])]
+        return _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by)
+
+    def resid(v):
+        dev = Device(spec, build(v))
+        fit = np.log(np.array([float(op_time(o, dev)) for o in ops])) - np.log(t)
+        smooth = [np.diff(v[a:b], 2) for a, b in zip(cuts[:-1], cuts[1:])]
+        return np.concatenate([fit, SMOOTH * np.concatenate(smooth)])
+
+    n = int(cuts[-1])
+    x0 = [_logit(0.5)] * n + [math.log(4.0)]
+    bounds = ([-9.0] * n + [math.log(0.01)], [9.0] * n + [math.log(10_000.0)])  # efficiency 1e-4..1, overhead 0.01 us..10 ms
+    fit = least_squares(resid, x0, bounds=bounds, loss="soft_l1", f_scale=0.1, max_nfev=400)
+    return build(fit.x), float(fit.cost)
+
+
+def fit_profile(spec, rows: list[dict], device_id: str, base: Calibration | None = None) -> Calibration:
+    """A calibrated profile of `spec` fitted to all `rows` (spec carries the measured peaks)."""
+    cal = (base or load_model(calibration_dir() / "defaults.yaml", Calibration)).model_copy(
+        update={"device": device_id, "calibrated": True, "overlap_norm": 4.0})
+    for cls in ("memory", "norm", "act", "gemm", "attention"):
+        cal = _fit_class(spec, cal, rows, cls)
+    return cal
+
+
+def errors(spec, cal: Calibration, rows: list[dict]) -> np.ndarray:
+    """Relative errors (predicted - measured) / measured of each row."""
+    dev = Device(spec, cal)
+    pred = np.array([float(op_time(to_op(r), dev)) for r in rows])
+    meas = np.array([r["time_s"] for r in rows])
+    return pred / meas - 1
+
+
+def held_out(spec, rows: list[dict], device_id: str, seed: int = 0, train: float = 0.7):
+    """(profile fitted on a random `train` share of each op class's shapes, the other rows, their
+    relative errors)."""
+    rng = np.random.default_rng(seed)
+    fit_rows, test_rows = [], []
+    for cls in sorted(set(CLASS.values())):  # stratified: `train` of each class's shapes
+        mine = [r for r in rows if CLASS[r["op"]] == cls]
+        idx = rng.permutation(len(mine))
+        cut = int(round(train * len(mine)))
+        fit_rows += [mine[i] for i in idx[:cut]]
+        test_rows += [mine[i] for i in idx[cut:]]
+    cal = fit_profile(spec, fit_rows, device_id)
+    return cal, test_rows, errors(spec, cal, test_rows)
+
+
+def summary(errs: np.ndarray) -> dict:
+    a = np.abs(errs)
+    return {"points": int(len(a)), "median": float(np.median(a)) if len(a) else math.nan,
+            "p90": float(np.percentile(a, 90)) if len(a) else math.nan, "worst": float(a.max()) if len(a) else math.nan}
