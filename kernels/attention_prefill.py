@@ -80,7 +80,7 @@ def attention_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: 
     bm = block_m or (64 if q.is_cuda else 16)
     bn = block_n or (64 if q.is_cuda else 16)
     grid = (triton.cdiv(q_len, bm), B * H)
-    precision = "ieee" if q.dtype == torch.float32 else "tf32"
+    precision = "ieee" if q.dtype == torch.float32 else None   # None: target default; only fp32 cares
     _prefill_kernel[grid](q, k, v, o, q_len, kv_len, H, H // KVH, scale * 1.4426950408889634,
                           q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                           v.stride(0), v.stride(1), v.stride(2), o.stride(0), o.stride(1), o.stride(2),
