@@ -117,7 +117,7 @@ def attention_decode(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
 
     part = torch.empty((B, H, num_splits, D), device=q.device, dtype=torch.float32)
     lse = torch.empty((B, H, num_splits), device=q.device, dtype=torch.float32)
-    table = block_table.to(torch.int32)
+    table = block_table.to(device=q.device, dtype=torch.int32)
     lens = context_lens.to(device=q.device, dtype=torch.int32)
     precision = "ieee" if q.dtype == torch.float32 else None   # None: target default; only fp32 cares
     _split_kernel[(B, KVH, num_splits)](
