@@ -81,12 +81,14 @@ def test_malformed_yaml_names_file_and_line(capsys, tmp_path):
     assert_one_line_error(code, err, "bad.yaml", "line")
 
 
-def test_unknown_key_names_its_path(capsys, tmp_path):
+def test_unknown_key_names_its_path(capsys, tmp_path, toy_hw_path):
+    from pathlib import Path
+
     import yaml
 
-    from conftest import TOY_HW
-
-    spec = {**TOY_HW, "memory": {"device": {"capacity": "10 GB", "bandwith": "1 TB/s", "source": "hand"}}}
+    # Not `from conftest import TOY_HW`: conftests outside packages share the module name
+    # "conftest", so the last one loaded (e.g. tests/kernels/conftest.py) would answer.
+    spec = {**yaml.safe_load(Path(toy_hw_path).read_text()), "memory": {"device": {"capacity": "10 GB", "bandwith": "1 TB/s", "source": "hand"}}}
     path = tmp_path / "typo.yaml"
     path.write_text(yaml.safe_dump(spec))
     code, _, err = call(capsys, "whatif", "--hw", str(path))

@@ -55,13 +55,14 @@ def test_efficiency_curve_interpolates_in_log_size():
 
 
 def test_default_gemm_efficiency_uses_published_matmul_fraction(toy_hw_path, tmp_path):
+    from pathlib import Path
+
     import yaml
 
-    from conftest import TOY_HW
     from simulator.calibration import load_calibration
 
-    spec = dict(TOY_HW)
-    spec["engines"] = {"gpu": {**TOY_HW["engines"]["gpu"], "measured_matmul": {"bf16": "80 TFLOP/s"}}}
+    spec = yaml.safe_load(Path(toy_hw_path).read_text())   # the fixture, not `from conftest import` (see test_cli)
+    spec["engines"] = {"gpu": {**spec["engines"]["gpu"], "measured_matmul": {"bf16": "80 TFLOP/s"}}}
     path = tmp_path / "toy2.yaml"
     path.write_text(yaml.safe_dump(spec))
     d = Device(load_hardware(str(path)), load_calibration("toy"))
