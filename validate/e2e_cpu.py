@@ -92,18 +92,37 @@ def _quiet_allocator() -> bool:
         return False
 
 
-def time_calls(fn: Callable[[], object], budget_s: float, min_reps: int, max_reps: int) -> tuple[float, float, int]:
-    """Warm up once, then time min..max calls (as many as fit the budget): (median, min, repeats)."""
-    t0 = time.perf_counter()
-    fn()
-    warm = time.perf_counter() - t0
-    reps = max(min_reps, min(max_reps, int(budget_s / max(warm, 1e-6))))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+def _load() -> str:
+    """1-minute load average against the cores: other work on the machine slows the timings."""
+    return f"{os.getloadavg()[0]:.2f} (1-min load average, {local_cores()} cores)" if hasattr(os, "getloadavg") else "?"
+
+
+CLEAN_SHARE = 0.9  # a call whose process CPU time is below this share of threads x wall time was descheduled
+
+
+def time_calls(fn: Callable[[], object], budget_s: float, min_reps: int, max_reps: int,
+               threads: int) -> dict[str, float]:
+    """Warm up once, then time min..max calls (as many as fit the budget). The machine may be
+    shared: a call during which this process got less than CLEAN_SHARE of `threads` cores (CPU time
+    over wall time; idle OpenMP workers spin, so an undisturbed call scores ~0.95-1) is discarded and
+    retried, up to 3x the repeats. Returns the median and fastest of the kept calls, how many were
+    kept and dropped, and their median CPU share (all calls kept if none was clean)."""
+    def once() -> tuple[float, float]:
+        w, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), reps
+        w, c = time.perf_counter() - w, time.process_time() - c
+        return w, c / (w * threads) if w > 0 else 1.0
+
+    warm, _ = once()
+    reps = max(min_reps, min(max_reps, int(budget_s / max(warm, 1e-6))))
+    calls = []
+    while len(calls) < 3 * reps and sum(share >= CLEAN_SHARE for _, share in calls) < reps:
+        calls.append(once())
+    clean = [c for c in calls if c[1] >= CLEAN_SHARE] or calls
+    walls = [w for w, _ in clean]
+    return {"measured_s": statistics.median(walls), "measured_min_s": min(walls), "repeats": len(clean),
+            "dropped": len(calls) - len(clean) if len(clean) < len(calls) else 0,
+            "cpu_share": statistics.median(share for _, share in clean)}
 
 
 # -- prediction -------------------------------------------------------------------------------
@@ -191,6 +210,7 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
     prec = resolve_precision(dev.spec, dtype)
     prov = provenance(dev, threads, dtype)
     prov["plan"] = mode if points is None else "custom"
+    prov["load_before"] = _load()
     prov["allocator"] = "glibc mallopt: mmap threshold 32 MiB, no trim" if _quiet_allocator() else "default"
 
     done: dict[tuple, dict] = {}
@@ -226,30 +246,35 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
             if (name, *p.key) in done:
                 row = dict(done[(name, *p.key)])
             else:
-                median, fastest, reps = measure(model, p, budget)
                 row = {"model": name, "params": model.num_params(), "dtype": dtype, "phase": p.phase,
-                       "batch": p.batch, "length": p.length, "measured_s": median, "measured_min_s": fastest,
-                       "repeats": reps}
+                       "batch": p.batch, "length": p.length, **measure(model, p, budget, threads)}
             row["predicted_s"], row["bound"] = predict(spec, dev, prec, p)
             row["rel_error"] = row["predicted_s"] / row["measured_s"] - 1.0
             rows.append(row)
             prov["measure_seconds"] = f"{time.perf_counter() - t_start:.0f}"
+            prov["load_after"] = _load()
             write_csv(out, prov, rows)
             if (name, *p.key) not in done:
                 log(f"  {p.phase:<7} batch {p.batch:>2} x {p.length:>4}: measured {row['measured_s'] * 1e3:9.1f} ms "
-                    f"({row['repeats']} runs), predicted {row['predicted_s'] * 1e3:9.1f} ms ({row['rel_error']:+.0%})")
+                    f"({row['repeats']} runs{_dropped(row)}), predicted {row['predicted_s'] * 1e3:9.1f} ms ({row['rel_error']:+.0%})")
         del model
     return out, rows
 
 
-def measure(model: TorchLlama, p: Point, budget: float) -> tuple[float, float, int]:
+def _dropped(row: dict) -> str:
+    share = row.get("cpu_share") or 1.0
+    extra = f", {row['dropped']} disturbed dropped" if row.get("dropped") else ""
+    return extra + (f", CPU share {share:.2f}: machine busy" if share < CLEAN_SHARE else "")
+
+
+def measure(model: TorchLlama, p: Point, budget: float, threads: int) -> dict[str, float]:
     cfg = model.cfg
     gen = torch.Generator().manual_seed(1)
     with torch.inference_mode():
         if p.phase == "prefill":
             tokens = torch.randint(0, cfg.vocab_size, (p.batch, p.length), generator=gen)
             model.allocate_cache(p.batch, p.length)
-            return time_calls(lambda: model.prefill(tokens), budget, min_reps=2, max_reps=5)
+            return time_calls(lambda: model.prefill(tokens), budget, 2, 5, threads)
         # decode at a fixed context: the cache holds length - 1 tokens (values written by `fill`),
         # the step writes the new token's K/V at length - 1 and attends to all `length` keys
         tokens = torch.randint(0, cfg.vocab_size, (p.batch,), generator=gen)
@@ -259,7 +284,7 @@ def measure(model: TorchLlama, p: Point, budget: float) -> tuple[float, float, i
             model.set_position(p.length - 1)
             return model.decode_step(tokens)
 
-        return time_calls(step, budget, min_reps=3, max_reps=9)
+        return time_calls(step, budget, 3, 9, threads)
 
 
 def print_summary(path: Path, rows: list[dict], seconds: float, log: Callable[[str], None] = print) -> None:
@@ -268,6 +293,10 @@ def print_summary(path: Path, rows: list[dict], seconds: float, log: Callable[[s
     log("")
     log("|relative error| (bias: median signed error, + = infercast predicts slower)")
     log("\n".join(stats_lines(error_stats(rows))))
+    busy = [r for r in rows if (r.get("cpu_share") or 1.0) < CLEAN_SHARE]
+    if busy:
+        log(f"warning: {len(busy)} point(s) timed while other work held the CPU (cpu_share < {CLEAN_SHARE}); "
+            "rerun them on a quiet machine (--force, or delete their rows and --resume)")
     log(f"wrote {path} ({len(rows)} points, {seconds:.0f} s)")
 
 
