@@ -29,13 +29,13 @@ def validate(
 
 @app.command("e2e")
 def e2e(
-    quick: bool = typer.Option(False, "--quick", help="About a minute: the ~100M model at a few shapes."),
+    quick: bool = typer.Option(False, "--quick", help="Under a minute: fewer shapes, the ~300M model at three."),
     out: str = typer.Option("", "--out", help="CSV to write [default: validate/data/local-cpu/e2e.csv]."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing CSV (else a new file is written beside it)."),
     resume: bool = typer.Option(False, "--resume",
                                 help="Keep the points an existing CSV measured on this machine, measure the rest, "
                                      "redo every prediction (with the current calibration)."),
-    models: str = typer.Option("", "--models", help="Comma-separated sizes: tiny, 100m, 300m, 1b [default: 100m,300m; quick: 100m]."),
+    models: str = typer.Option("", "--models", help="Comma-separated sizes: tiny, 100m, 300m, 1b [default: 100m,300m]."),
     dtype: str = typer.Option("fp32", "--dtype", help="fp32 or bf16."),
     threads: int = typer.Option(0, "--threads", help="torch threads [default: the cores this process may use]."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the PNG and Markdown report next to the CSV."),
