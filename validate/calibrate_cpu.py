@@ -19,8 +19,8 @@ GEMM_NK = [(1024, 1024), (4096, 1024), (1024, 4096), (2048, 2048)]
 QUICK_M = [1, 4, 16, 64, 256, 1024, 4096, 16384]
 PREFILL_L = [512, 1024, 2048, 4096, 8192]
 DECODE = [(b, c) for b in (1, 4, 16) for c in (512, 2048, 8192)]
-COPY_BYTES = [2**p for p in range(14, 29, 2)]
-ELEMS = [2**p for p in range(12, 25, 2)]
+COPY_BYTES = [2**p for p in range(14, 29)]  # every power of two: the caches make the curve bumpy
+ELEMS = [2**p for p in range(12, 23)]  # up to 16 MiB of fp32: activations of a few thousand tokens
 
 
 def shapes(quick: bool) -> list[dict]:
@@ -133,12 +133,16 @@ def _setup(r: dict):
     return silu_mul, (xs,)
 
 
-def time_shape(r: dict, min_run_s: float) -> float:
+def time_shape(r: dict, min_run_s: float, repeats: int = 3) -> float:
+    """The least of `repeats` medians: this VM's CPU jitters by +-15% from run to run, and the
+    least-disturbed run is the kernel's own time."""
+    import torch
     from torch.utils.benchmark import Timer
 
     fn, keep = _setup(r)
     fn()  # warm-up
-    return float(Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_s).median)
+    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())  # Timer's default is 1 thread
+    return min(float(timer.blocked_autorange(min_run_time=min_run_s).median) for _ in range(repeats))
 
 
 def provenance(quick: bool) -> dict[str, str]:
@@ -146,14 +150,20 @@ def provenance(quick: bool) -> dict[str, str]:
 
     from simulator.local_device import detect_local
 
+    from .e2e_cpu import _quiet_allocator
+
     spec = detect_local(use_profile=False)
-    return {"device": spec.name, "cpu_threads": str(torch.get_num_threads()), "torch": torch.__version__,
+    return {"allocator": "glibc mallopt: mmap threshold 32 MiB, no trim (as validate e2e)" if _quiet_allocator()
+            else "default", "device": spec.name, "cpu_threads": str(torch.get_num_threads()), "torch": torch.__version__,
             "python": platform.python_version(), "date": datetime.date.today().isoformat(),
-            "method": "torch.utils.benchmark.Timer blocked_autorange, median" + (" (quick sweep)" if quick else "")}
+            "method": "torch.utils.benchmark.Timer blocked_autorange: least of 3 medians" + (" (quick sweep)" if quick else "")}
 
 
 def measure(path: Path, quick: bool = False, progress=None, min_run_s: float | None = None) -> int:
     """Measure every shape not already in `path` (appending); returns how many were measured."""
+    from .e2e_cpu import _quiet_allocator
+
+    _quiet_allocator()  # the same heap behaviour as the end-to-end timings
     path = Path(path)
     done = set()
     if path.exists():
@@ -172,7 +182,7 @@ def measure(path: Path, quick: bool = False, progress=None, min_run_s: float | N
             w.writeheader()
         for i, r in enumerate(todo):
             flops, nbytes = work(r)
-            t = time_shape(r, min_run_s if min_run_s is not None else (0.05 if quick else 0.2))
+            t = time_shape(r, min_run_s if min_run_s is not None else (0.1 if quick else 0.3))
             w.writerow({**r, "flops": flops, "bytes": nbytes, "time_s": f"{t:.6e}"})
             f.flush()
             if progress is not None:

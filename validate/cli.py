@@ -61,3 +61,13 @@ def e2e(
 
         png, md = make_report(path)
         print(f"report: {png} and {md}")
+
+
+@app.command("kernels")
+def kernels() -> None:
+    """Held-out error of the kernel calibration (fit on 70% of each op class's measured shapes,
+    predict the rest) on every committed sweep, and the published GEMM timings uncalibrated
+    against calibrated (leave one out)."""
+    from .kernels_report import print_kernels_report
+
+    print_kernels_report()

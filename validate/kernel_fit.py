@@ -32,8 +32,8 @@ KIND = {"gemm": "gemm", "attention_prefill": "attention", "attention_decode": "a
 CLASS = {"gemm": "gemm", "attention_prefill": "attention", "attention_decode": "attention", "copy": "memory",
          "rmsnorm": "norm", "silu_mul": "act"}
 NAME = {"rmsnorm": "norm", "silu_mul": "mlp_act"}  # the operator model's op names (calibration.elementwise_family)
-KNOTS = {"gemm": 4, "attention": 3, "memory": 4, "norm": 4, "act": 4}
-SMOOTH = 0.02  # weight of the curve's second differences (in logits) among the residuals: a smooth curve
+KNOTS = {"gemm": 4, "attention": 3, "memory": 4, "norm": 5, "act": 5}
+SMOOTH = 0.2  # weight of the curve's second differences (in logits) among the residuals: a smooth curve
 
 
 @dataclass
