@@ -22,6 +22,19 @@ def data_dir(package: str) -> Path:
     return Path(str(resources.files(package)))
 
 
+def shipped_or_path(ref: str, package: str, what: str) -> Path:
+    """A YAML file by path, or by the ID of one shipped in a data package (`what`: the argument's
+    name for errors, e.g. SCENARIO)."""
+    path = Path(ref)
+    if not path.suffix:
+        path = data_dir(package) / f"{ref}.yaml"
+        if not path.exists():
+            raise InfercastError(f"{what}: unknown {what.lower()} '{ref}' (shipped: {', '.join(_ids(package))})")
+    if not path.exists():
+        raise InfercastError(f"{what}: {path} does not exist")
+    return path
+
+
 def _ids(package: str) -> list[str]:
     return sorted(p.stem for p in data_dir(package).glob("*.yaml"))
 

@@ -213,19 +213,7 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
     prov["load_before"] = _load()
     prov["allocator"] = "glibc mallopt: mmap threshold 32 MiB, no trim" if _quiet_allocator() else "default"
 
-    done: dict[tuple, dict] = {}
-    if out.exists() and resume:
-        old_prov, old_rows = read_csv(out)
-        if _same_machine(old_prov, prov):
-            done = {(r["model"], r["phase"], r["batch"], r["length"]): r for r in old_rows}
-            log(f"resuming {out}: {len(done)} measured points kept, predictions redone")
-        else:
-            log(f"{out} was measured elsewhere ({old_prov.get('cpu')}, torch {old_prov.get('torch')}, "
-                f"{old_prov.get('threads')} threads, {old_prov.get('dtype')}): measuring afresh")
-    elif out.exists() and not force:
-        new = free_path(out)
-        log(f"{out} exists (use --force to overwrite, --resume to continue it): writing {new} instead")
-        out = new
+    out, done = _kept_points(out, prov, force, resume, log)
     log(f"device local: {prov['cpu']}, {threads} threads; calibrated: {prov['calibrated']}; torch {torch.__version__}, {dtype}")
 
     plan = points or {m: PLANS[mode][m] for m in models}
@@ -259,6 +247,23 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
                     f"({row['repeats']} runs{_dropped(row)}), predicted {row['predicted_s'] * 1e3:9.1f} ms ({row['rel_error']:+.0%})")
         del model
     return out, rows
+
+
+def _kept_points(out: Path, prov: dict, force: bool, resume: bool, log) -> tuple[Path, dict[tuple, dict]]:
+    """(the CSV to write, points already measured on this machine that `resume` keeps): an existing
+    file is continued with `resume`, replaced with `force`, else left alone for a new name."""
+    if out.exists() and resume:
+        old_prov, old_rows = read_csv(out)
+        if _same_machine(old_prov, prov):
+            log(f"resuming {out}: {len(old_rows)} measured points kept, predictions redone")
+            return out, {(r["model"], r["phase"], r["batch"], r["length"]): r for r in old_rows}
+        log(f"{out} was measured elsewhere ({old_prov.get('cpu')}, torch {old_prov.get('torch')}, "
+            f"{old_prov.get('threads')} threads, {old_prov.get('dtype')}): measuring afresh")
+    elif out.exists() and not force:
+        new = free_path(out)
+        log(f"{out} exists (use --force to overwrite, --resume to continue it): writing {new} instead")
+        return new, {}
+    return out, {}
 
 
 def _dropped(row: dict) -> str:

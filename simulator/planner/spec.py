@@ -123,16 +123,9 @@ def mean_length(spec: Any, what: str) -> float:
 
 def load_plan(ref: str | Path) -> PlanSpec:
     """A plan by path, or by the ID of a shipped one (workloads/plans/<id>.yaml)."""
-    from ..catalog import data_dir
+    from ..catalog import shipped_or_path
 
-    p = Path(ref)
-    if not p.suffix:
-        p = data_dir("workloads.plans") / f"{ref}.yaml"
-        if not p.exists():
-            known = sorted(x.stem for x in p.parent.glob("*.yaml"))
-            raise InfercastError(f"PLAN: unknown plan '{ref}' (shipped: {', '.join(known)})")
-    if not p.exists():
-        raise InfercastError(f"PLAN: {p} does not exist")
+    p = shipped_or_path(str(ref), "workloads.plans", "PLAN")
     spec = load_model(p, PlanSpec)
     for k, c in enumerate(spec.classes):
         mean_length(c.input_len, f"{p}: classes[{k}].input_len")

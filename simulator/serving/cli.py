@@ -61,7 +61,6 @@ def simulate_command(
     format: Format = typer.Option(Format.table, "--format", help="table, json or csv (per-request rows)."),
 ) -> None:
     """Simulate requests through continuously batched replicas: a scenario file, or a quick run from flags."""
-    from ..errors import InfercastError
     from ..phases import Layout
     from .progress import ProgressBar
     from .simulate import quick
@@ -70,10 +69,8 @@ def simulate_command(
                 max_batched_tokens=max_batched_tokens, dtype=dtype, router=router, preemption=preemption,
                 prefix_caching=prefix_caching, disaggregation=_disagg(disagg, prefill_tp, decode_tp),
                 kv_offload=_offload(kv_offload))
-    if chrome_trace is not None and Path(chrome_trace).exists():
-        raise InfercastError(f"--chrome-trace: {chrome_trace} exists; infercast does not overwrite files, pick a new path")
-    _at_least_one(tp=tp, pp=pp, cp=cp, ep=ep, max_batch=max_batch, max_batched_tokens=max_batched_tokens, num_requests=num_requests,
-                  input_len=input_len, output_len=output_len)
+    _check_flags(chrome_trace, tp=tp, pp=pp, cp=cp, ep=ep, max_batch=max_batch, max_batched_tokens=max_batched_tokens,
+                 num_requests=num_requests, input_len=input_len, output_len=output_len)
     bar = ProgressBar() if progress else None
     try:
         if scenario is not None:
@@ -103,6 +100,15 @@ def _run_scenario(ref: str, over: dict, bar, ttft_slo, tpot_slo):
     res = run_scenario(sc, path.parent, bar, **over)
     slo = (sc.slo.ttft_s if ttft_slo is None else ttft_slo, sc.slo.tpot_s if tpot_slo is None else tpot_slo)
     return res, f"{sc.name}: {len(res.requests)} requests", slo
+
+
+def _check_flags(chrome_trace: str | None, **counts) -> None:
+    """Counts are >= 1; a Chrome trace goes to a new file."""
+    from ..errors import InfercastError
+
+    if chrome_trace is not None and Path(chrome_trace).exists():
+        raise InfercastError(f"--chrome-trace: {chrome_trace} exists; infercast does not overwrite files, pick a new path")
+    _at_least_one(**counts)
 
 
 def _at_least_one(**flags) -> None:

@@ -127,14 +127,9 @@ class Scenario(BaseModel):
 
 def load_scenario(ref: str) -> tuple[Scenario, Path]:
     """A scenario by path, or by the ID of a shipped one (workloads/scenarios/<id>.yaml)."""
-    from ..catalog import data_dir
+    from ..catalog import shipped_or_path
 
-    path = Path(ref)
-    if not path.suffix:
-        path = data_dir("workloads.scenarios") / f"{ref}.yaml"
-        if not path.exists():
-            known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-            raise InfercastError(f"SCENARIO: unknown scenario '{ref}' (shipped: {', '.join(known)})")
+    path = shipped_or_path(ref, "workloads.scenarios", "SCENARIO")
     sc = load_model(path, Scenario)
     if sc.trace is None and not sc.classes:
         raise InfercastError(f"{path}: a scenario needs `classes` (request lengths) or a `trace`")
