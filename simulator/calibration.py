@@ -141,6 +141,10 @@ class Calibration(BaseModel):
     # Compute and memory time of one kernel combine as (c^p + m^p)^(1/p): p -> infinity is the
     # pure roofline max (perfect overlap), p = 1 no overlap at all.
     overlap_norm: float = Field(float("inf"), ge=1)
+    # fixed time per transformer layer per step beyond the listed kernels' own overheads: an
+    # eager framework dispatching the small ops the operator model does not list (RoPE slices,
+    # cache writes, reshapes); 0 for compiled engines unless measured
+    layer_overhead: Seconds = Field(0.0, ge=0)
     note: str = ""
 
 

@@ -20,7 +20,7 @@ from .precision import Precision
 @dataclass(frozen=True, eq=False)
 class Op:
     name: str
-    kind: str  # gemm | attention | memory | elementwise | collective | p2p
+    kind: str  # gemm | attention | memory | elementwise | collective | p2p | overhead (fixed, per layer)
     count: int  # instances per step
     flops: Any = 0.0  # per instance; an array over steps where it varies (decode attention)
     bytes: Any = 0.0  # device-memory bytes per instance
@@ -183,4 +183,10 @@ def build_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision, q
         + attention_ops(model, phase, layout, prec, query_tile)
         + _elementwise_ops(model, phase, layout, prec)
         + _comm_ops(model, phase, layout, prec)
+        + overhead_ops(model, layout)
     )
+
+
+def overhead_ops(model: ModelSpec, layout: Layout) -> list[Op]:
+    """The fixed per-layer cost of a step (calibration.layer_overhead), every stage's layers."""
+    return [Op("layer_overhead", "overhead", -(-model.num_layers // layout.pp) * layout.pp)]

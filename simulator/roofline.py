@@ -77,6 +77,8 @@ def wave_efficiency(m: int, n: int, tile_m: int, tile_n: int, units: int | None)
 def _terms(op: Op, dev: Device):
     """(compute seconds, memory seconds, fixed overhead) of one instance of a non-network op."""
     cal = dev.cal
+    if op.kind == "overhead":
+        return 0.0, 0.0, cal.layer_overhead
     if op.kind == "gemm":
         eff, overhead = dev.gemm_efficiency(op.dtype, op.shape[0], op.shape[1], op.flops), cal.gemm.overhead
     else:

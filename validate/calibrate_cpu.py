@@ -1,7 +1,9 @@
 """Measure the kernels the operator model asks about on this CPU with torch (the Triton kernels
-run only in the interpreter here, whose timings mean nothing): GEMM over M from 1 to 16K, causal
+run only in the interpreter here, whose timings mean nothing): GEMM (F.linear, weights [N, K] as
+models store them; CPU BLAS runs x @ W^T by other kernels than x @ W) over M from 1 to 16K, causal
 prefill attention (scaled_dot_product_attention) over sequence lengths, decode attention over
-batch x context, copies over sizes, RMSNorm and SiLU-and-mul. Timing: torch.utils.benchmark Timer,
+batch x context, copies over sizes, RMSNorm and SiLU-and-mul, and a tiny Llama's decode step (what
+the framework's dispatch of the small unlisted ops costs per layer). Timing: torch.utils.benchmark Timer,
 blocked_autorange, median. Rows go to a CSV with provenance lines; shapes already in the CSV are
 skipped, so an interrupted run resumes."""
 
@@ -40,6 +42,9 @@ def shapes(quick: bool) -> list[dict]:
     for e in ELEMS[::2] if quick else ELEMS:
         out.append({"op": "rmsnorm", "dtype": "fp32", "elems": e, "n": 1024})
         out.append({"op": "silu_mul", "dtype": "fp32", "elems": e})
+    for layers in (4, 8) if quick else (4, 8, 16):  # framework dispatch per layer: a tiny Llama's decode step
+        out.append({"op": "layer", "dtype": "fp32", "m": layers, "n": 64, "k": 128, "heads": 4, "kv_heads": 2,
+                    "head_dim": 16, "elems": 256, "batch": 1, "kv_len": 64})
     return [{c: r.get(c, 0) for c in COLUMNS if c not in ("flops", "bytes", "time_s")} for r in out]
 
 
@@ -58,6 +63,8 @@ def work(r: dict) -> tuple[float, float]:
         B, H, Hk, q, kv, d = r["batch"], r["heads"], r["kv_heads"], r["q_len"], r["kv_len"], r["head_dim"]
         pairs = q * (q + 1) / 2 + q * (kv - q)  # causal: query j of the last q sees kv - q + j keys
         return 4.0 * B * H * d * pairs, (2 * B * H * q * d + 2 * B * Hk * kv * d) * b
+    if op == "layer":
+        return 0.0, 0.0  # predicted through the whole tiny model (kernel_fit.predict_row)
     e = r["elems"]
     if op == "copy":
         return 0.0, 2.0 * e * b
@@ -94,11 +101,13 @@ def _setup(r: dict):
     import torch.nn.functional as F
 
     op = r["op"]
-    if op == "gemm":
+    if op == "layer":
+        return _tiny_llama(r)
+    if op == "gemm":  # as a model's linear layers run: weights stored [N, K], x @ W^T
         a = torch.randn(r["m"], r["k"])
-        ws = [torch.randn(r["k"], r["n"]) for _ in range(_rotation(4 * r["k"] * r["n"]))]
+        ws = [torch.randn(r["n"], r["k"]) for _ in range(_rotation(4 * r["k"] * r["n"]))]
         nxt = itertools.cycle(ws).__next__
-        return (lambda: torch.mm(a, nxt())), (a, ws)
+        return (lambda: F.linear(a, nxt())), (a, ws)
     if op.startswith("attention"):
         B, H, Hk, q, kv, d = (int(r[c]) for c in ("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim"))
         Q = torch.randn(B, H, q, d)
@@ -131,6 +140,27 @@ def _setup(r: dict):
         x = nxt()
         return F.silu(x[0]) * x[1]
     return silu_mul, (xs,)
+
+
+def _tiny_llama(r: dict):
+    """A decode step of a tiny Llama (validate/torch_llama.py) at a fixed position."""
+    import torch
+
+    from .torch_llama import LlamaConfig, TorchLlama
+
+    cfg = LlamaConfig("calibration", int(r["n"]), int(r["m"]), int(r["heads"]), int(r["kv_heads"]), int(r["k"]),
+                      vocab_size=int(r["elems"]), max_context=256)
+    model = TorchLlama(cfg).eval()
+    tok = torch.zeros(int(r["batch"]), dtype=torch.long)
+    ctx = int(r["kv_len"])
+    with torch.inference_mode():
+        model.prefill(torch.zeros(int(r["batch"]), ctx - 1, dtype=torch.long))
+
+    def step():
+        model.pos = ctx - 1
+        with torch.inference_mode():
+            return model.decode_step(tok)
+    return step, (model,)
 
 
 def time_shape(r: dict, min_run_s: float, repeats: int = 3) -> float:

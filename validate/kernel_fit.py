@@ -30,7 +30,7 @@ COLUMNS = ("op", "dtype", "m", "n", "k", "batch", "heads", "kv_heads", "q_len", 
 KIND = {"gemm": "gemm", "attention_prefill": "attention", "attention_decode": "attention", "copy": "memory",
         "rmsnorm": "elementwise", "silu_mul": "elementwise"}
 CLASS = {"gemm": "gemm", "attention_prefill": "attention", "attention_decode": "attention", "copy": "memory",
-         "rmsnorm": "norm", "silu_mul": "act"}
+         "rmsnorm": "norm", "silu_mul": "act", "layer": "layer"}
 NAME = {"rmsnorm": "norm", "silu_mul": "mlp_act"}  # the operator model's op names (calibration.elementwise_family)
 KNOTS = {"gemm": 4, "attention": 3, "memory": 4, "norm": 5, "act": 5}
 SMOOTH = 0.2  # weight of the curve's second differences (in logits) among the residuals: a smooth curve
@@ -63,6 +63,43 @@ def to_op(r: dict) -> Op:
     shape = (int(r["m"]), int(r["n"]), int(r["k"])) if kind == "gemm" else (0, 0, 0)
     phase = {"attention_prefill": "prefill", "attention_decode": "decode"}.get(r["op"], "")
     return Op(NAME.get(r["op"], r["op"]), kind, 1, float(r["flops"]), float(r["bytes"]), r["dtype"], shape, phase=phase)
+
+
+def layer_model(r: dict):
+    """The tiny Llama of a `layer` row (m layers, n hidden, k MLP width, heads, kv_heads, head_dim,
+    elems vocabulary): a decode step of it is nearly all framework dispatch."""
+    from simulator.modelspec import ModelSpec
+
+    return ModelSpec.model_validate({
+        "id": "calibration-layer", "name": "tiny Llama timed by infercast calibrate", "hidden_size": int(r["n"]),
+        "num_layers": int(r["m"]), "num_heads": int(r["heads"]), "num_kv_heads": int(r["kv_heads"]),
+        "head_dim": int(r["head_dim"]), "intermediate_size": int(r["k"]), "vocab_size": int(r["elems"]),
+        "tie_embeddings": True})
+
+
+def predict_row(spec, cal: Calibration, r: dict) -> float:
+    """Predicted seconds of a measured row: its op through op_time, or (a `layer` row) the tiny
+    model's decode step through step_time."""
+    dev = Device(spec, cal)
+    if r["op"] != "layer":
+        return float(op_time(to_op(r), dev))
+    from simulator.phases import Decode, Layout
+    from simulator.precision import resolve_precision
+    from simulator.step import step_time
+
+    prec = resolve_precision(spec, r["dtype"])
+    return float(step_time(layer_model(r), dev, Decode.of(int(r["batch"]), int(r["kv_len"])), Layout(), prec).total_s)
+
+
+def _fit_layer_overhead(spec, cal: Calibration, rows: list[dict]) -> Calibration:
+    """layer_overhead: the median, over the `layer` rows, of the decode step time the fitted kernels
+    leave unexplained, per layer."""
+    lay = [r for r in rows if r["op"] == "layer"]
+    if not lay:
+        return cal
+    base = cal.model_copy(update={"layer_overhead": 0.0})
+    extra = [(r["time_s"] - predict_row(spec, base, r)) / r["m"] for r in lay]
+    return cal.model_copy(update={"layer_overhead": max(0.0, float(np.median(extra)))})
 
 
 def measured_peaks(rows: list[dict]) -> MeasuredPeaks:
@@ -115,7 +152,7 @@ def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibratio
     """Fit one class's curve and overhead (memory: copies, whose curve every op's traffic then uses).
     GEMM tries its curve over FLOPs and over rows M and keeps the better fit."""
     mine = [r for r in rows if CLASS[r["op"]] == cls]
-    if not mine:
+    if not mine or cls == "layer":
         return cal
     best = None
     for by in ("flops", "rows") if cls == "gemm" else ("flops",):
@@ -168,13 +205,12 @@ def fit_profile(spec, rows: list[dict], device_id: str, base: Calibration | None
         update={"device": device_id, "calibrated": True, "overlap_norm": 4.0})
     for cls in ("memory", "norm", "act", "gemm", "attention"):
         cal = _fit_class(spec, cal, rows, cls)
-    return cal
+    return _fit_layer_overhead(spec, cal, rows)
 
 
 def errors(spec, cal: Calibration, rows: list[dict]) -> np.ndarray:
     """Relative errors (predicted - measured) / measured of each row."""
-    dev = Device(spec, cal)
-    pred = np.array([float(op_time(to_op(r), dev)) for r in rows])
+    pred = np.array([predict_row(spec, cal, r) for r in rows])
     meas = np.array([r["time_s"] for r in rows])
     return pred / meas - 1
 

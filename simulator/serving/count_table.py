@@ -16,7 +16,7 @@ from ..calibration import evaluate
 from ..collectives import collective_seconds
 from ..layers import all_linears
 from ..modelspec import ModelSpec
-from ..ops import Op, _comm_ops, _elementwise_ops, gemm, local_shape, split_degree
+from ..ops import Op, _comm_ops, _elementwise_ops, gemm, local_shape, overhead_ops, split_degree
 from ..phases import Layout
 from ..precision import Precision
 from ..roofline import Device, _terms, combine
@@ -62,7 +62,7 @@ def count_ops(model: ModelSpec, layout: Layout, prec: Precision, n: np.ndarray, 
     ph = _Counts(n, np.ones(1, dtype=np.int64))
     rope = [o for o in attention_ops(model, ph, layout, prec, tile) if o.name != "attention"]
     return _linear_ops(model, n, layout, prec) + rope + _elementwise_ops(model, ph, layout, prec) \
-        + _comm_ops(model, ph, layout, prec)
+        + _comm_ops(model, ph, layout, prec) + overhead_ops(model, layout)
 
 
 def _waves(m: np.ndarray, n: int, dev: Device):

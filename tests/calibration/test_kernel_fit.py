@@ -8,7 +8,7 @@ import yaml
 from simulator.calibration import Calibration, Curve, OpCal
 from simulator.catalog import load_hardware
 from simulator.roofline import Device, op_time
-from validate.kernel_fit import errors, fit_profile, held_out, measured_peaks, summary, to_op
+from validate.kernel_fit import errors, fit_profile, held_out, measured_peaks, predict_row, summary
 from validate.profile_io import write_profile
 
 
@@ -30,6 +30,9 @@ def _rows():
         out.append({"op": "copy", "dtype": "fp32", "flops": 0.0, "bytes": 8.0 * e})
         out.append({"op": "rmsnorm", "dtype": "fp32", "flops": 4.0 * e, "bytes": 8.0 * e})
         out.append({"op": "silu_mul", "dtype": "fp32", "flops": 4.0 * e, "bytes": 12.0 * e})
+    for layers in (4, 8, 16):  # a tiny Llama's decode step: the framework's per-layer cost
+        out.append({"op": "layer", "dtype": "fp32", "m": layers, "n": 64, "k": 128, "heads": 4, "kv_heads": 2,
+                    "head_dim": 16, "elems": 256, "batch": 1, "kv_len": 64, "flops": 0.0, "bytes": 0.0})
     return [{"m": 0, "n": 0, "k": 0, **r} for r in out]
 
 
@@ -42,6 +45,7 @@ TRUTH = {  # a made-up CPU profile with shapes the fit must find
     "elementwise": {"efficiency": 0.5, "overhead": "5 us",
                     "by_op": {"norm": {"efficiency": 0.2, "overhead": "12 us"}, "act": {"efficiency": 0.4, "overhead": "6 us"}}},
     "overlap_norm": 4.0,
+    "layer_overhead": "50 us",
 }
 
 
@@ -51,9 +55,8 @@ def cpu():
     truth = Calibration.model_validate({"device": "t", "calibrated": True, **TRUTH})
     rows = _rows()
     rng = np.random.default_rng(1)
-    dev = Device(spec, truth)
     for r in rows:
-        r["time_s"] = float(op_time(to_op(r), dev)) * float(np.exp(rng.normal(0, 0.02)))  # 2% timing noise
+        r["time_s"] = predict_row(spec, truth, r) * float(np.exp(rng.normal(0, 0.02)))  # 2% timing noise
     return spec, rows
 
 
@@ -64,6 +67,7 @@ def test_the_fit_recovers_a_known_profile_within_the_noise(cpu):
     assert s["median"] < 0.03 and s["p90"] < 0.06
     assert cal.gemm.size == "rows" and cal.attention.decode_efficiency is not None
     assert set(cal.elementwise.by_op) == {"norm", "act"}
+    assert cal.layer_overhead == pytest.approx(50e-6, rel=0.25)
 
 
 def test_held_out_shapes_are_predicted_within_the_targets(cpu):
