@@ -61,9 +61,7 @@ def simulate_command(
     format: Format = typer.Option(Format.table, "--format", help="table, json or csv (per-request rows)."),
 ) -> None:
     """Simulate requests through continuously batched replicas: a scenario file, or a quick run from flags."""
-    from ..phases import Layout
     from .progress import ProgressBar
-    from .simulate import quick
 
     over = dict(model=model, hw=hw, tp=tp, pp=pp, cp=cp, cp_kind=cp_kind, ep=ep, replicas=replicas, max_batch=max_batch,
                 max_batched_tokens=max_batched_tokens, dtype=dtype, router=router, preemption=preemption,
@@ -76,11 +74,8 @@ def simulate_command(
         if scenario is not None:
             res, title, slo = _run_scenario(scenario, over, bar, ttft_slo, tpot_slo)
         else:
-            cfg = {**QUICK, **{k: v for k, v in over.items() if v is not None}}
-            res = quick(num_requests, arrival.value, rate, input_len, output_len, seed, cv, bar, **cfg)
+            res, title = _run_flags(over, bar, num_requests, arrival.value, rate, input_len, output_len, seed, cv)
             slo = (ttft_slo, tpot_slo)
-            lay = Layout(cfg["tp"], cfg.get("pp", 1), cfg.get("cp", 1), cfg.get("ep", 1)).name()
-            title = f"{cfg['model']} on {cfg['replicas']}x {cfg['hw']} {lay}, {num_requests} requests, {arrival.value}"
     finally:
         if bar is not None:
             bar.close()
@@ -89,6 +84,18 @@ def simulate_command(
 
         write_chrome_trace(res, chrome_trace)
     _emit(res, format, title, *(float("inf") if x is None else x for x in slo))
+
+
+def _run_flags(over: dict, bar, num_requests: int, arrival: str, rate: float, input_len: int, output_len: int,
+               seed: int, cv: float):
+    """(result, title) of a quick run from flags, unset flags at their QUICK defaults."""
+    from ..phases import Layout
+    from .simulate import quick
+
+    cfg = {**QUICK, **{k: v for k, v in over.items() if v is not None}}
+    res = quick(num_requests, arrival, rate, input_len, output_len, seed, cv, bar, **cfg)
+    lay = Layout(cfg["tp"], cfg.get("pp", 1), cfg.get("cp", 1), cfg.get("ep", 1)).name()
+    return res, f"{cfg['model']} on {cfg['replicas']}x {cfg['hw']} {lay}, {num_requests} requests, {arrival}"
 
 
 def _run_scenario(ref: str, over: dict, bar, ttft_slo, tpot_slo):
