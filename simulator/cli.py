@@ -10,10 +10,10 @@ from typing import Optional
 import typer
 from typer.exceptions import Abort, Exit, TyperException
 
+from .closed_form import DEFAULT
 from .errors import InfercastError
 from .planner.cli import plan_command
 from .serving.cli import simulate_command
-from .closed_form import DEFAULT
 
 app = typer.Typer(add_completion=False, help="infercast: LLM inference performance and cost, long context first.")
 list_app = typer.Typer(add_completion=False, help="Show what ships: hardware and models.")

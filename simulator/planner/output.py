@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .candidates import class_shapes
 from .plan import PlanResult
 
 
@@ -13,12 +14,7 @@ def _num(x: float):
 
 def usd_per_mtok(res: PlanResult, usd_per_hour: float) -> float:
     """Dollars per million tokens (prompt and output) at the planned demand."""
-    tokens_s = 0.0
-    from .candidates import class_shapes
-
-    for c in class_shapes(res.spec):
-        rate = next(d.rate for d in res.spec.classes if d.name == c.name)
-        tokens_s += rate * (c.input_len + c.output_len)
+    tokens_s = sum(d.rate * (c.input_len + c.output_len) for d, c in zip(res.spec.classes, class_shapes(res.spec)))
     return usd_per_hour / (tokens_s * 3600.0) * 1e6 if tokens_s > 0 else float("nan")
 
 

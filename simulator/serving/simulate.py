@@ -64,7 +64,6 @@ class Arrivals:
 
     def __init__(self, loop: EventLoop, route):
         self.loop, self.route, self.routed = loop, route, 0
-        self.queue: list[tuple[float, int, Request]] = []  # closed-loop requests issued, not arrived
 
     def feed(self, requests: list[Request]) -> None:
         self._iter = iter(sorted(requests, key=attrgetter("arrival_s", "rid")))
