@@ -16,7 +16,15 @@ from ..calibration import evaluate
 from ..collectives import collective_seconds
 from ..layers import all_linears
 from ..modelspec import ModelSpec
-from ..ops import Op, _comm_ops, _elementwise_ops, gemm, local_shape, overhead_ops, split_degree
+from ..ops import (
+    Op,
+    _comm_ops,
+    _elementwise_ops,
+    gemm,
+    local_shape,
+    overhead_ops,
+    split_degree,
+)
 from ..phases import Layout
 from ..precision import Precision
 from ..roofline import Device, _terms, combine

@@ -15,7 +15,12 @@ import math
 
 import numpy as np
 
-from ..attention_cost import attention_ops, causal_pairs, kv_bytes_per_token_layer, tiled_key_reads
+from ..attention_cost import (
+    attention_ops,
+    causal_pairs,
+    kv_bytes_per_token_layer,
+    tiled_key_reads,
+)
 from ..calibration import Curve, evaluate
 from ..collectives import collective_seconds
 from ..modelspec import ModelSpec
