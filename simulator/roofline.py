@@ -36,19 +36,23 @@ class Device:
                 return peaks[alt]
         return max(peaks.values())
 
-    def gemm_efficiency(self, dtype: str, m: int, n: int, flops):
+    def gemm_efficiency(self, dtype: str, m: int, n: int, flops, k: int = 0):
         """Calibrated curve for the dtype, else the measured max-achievable-matmul fraction of the
         device, else the fallback; times wave quantisation (tiles over compute units)."""
         g = self.cal.gemm
-        return self.gemm_base_efficiency(dtype, m, flops) * wave_efficiency(m, n, g.tile_m, g.tile_n,
-                                                                            self.spec.engine.compute_units)
+        return self.gemm_base_efficiency(dtype, m, flops, n, k) * wave_efficiency(m, n, g.tile_m, g.tile_n,
+                                                                                  self.spec.engine.compute_units)
 
-    def gemm_base_efficiency(self, dtype: str, m, flops):
-        """gemm_efficiency without the waves; `m` and `flops` may be arrays."""
+    def gemm_base_efficiency(self, dtype: str, m, flops, n=0, k=0):
+        """gemm_efficiency without the waves; `m`, `flops`, `n` and `k` may be arrays (0: unknown)."""
         g = self.cal.gemm
-        if dtype in g.efficiency:
-            return evaluate(g.efficiency[dtype], m if g.size == "rows" else flops)
-        return self._measured_fraction(dtype) or g.fallback
+        if dtype not in g.efficiency:
+            return self._measured_fraction(dtype) or g.fallback
+        eff = evaluate(g.efficiency[dtype], m if g.size == "rows" else flops)
+        if g.side_efficiency is not None:
+            dim = np.asarray(n if g.side == "n" else k)
+            eff = eff * np.where(dim > 0, g.side_efficiency(dim), 1.0)
+        return eff
 
     def _measured_fraction(self, dtype: str) -> float | None:
         eng = self.spec.engine
@@ -80,7 +84,7 @@ def _terms(op: Op, dev: Device):
     if op.kind == "overhead":
         return 0.0, 0.0, cal.layer_overhead
     if op.kind == "gemm":
-        eff, overhead = dev.gemm_efficiency(op.dtype, op.shape[0], op.shape[1], op.flops), cal.gemm.overhead
+        eff, overhead = dev.gemm_efficiency(op.dtype, op.shape[0], op.shape[1], op.flops, op.shape[2]), cal.gemm.overhead
     else:
         c = cal.attention if op.kind == "attention" else cal.memory if op.kind == "memory" else cal.elementwise.of(op.name)
         eff = cal.attention.eff(op.phase == "decode") if op.kind == "attention" else c.efficiency

@@ -13,6 +13,18 @@ from validate.e2e_report import COLUMNS, read_csv  # noqa: E402
 from validate.torch_llama import PRESETS, TorchLlama, preset, to_model_spec  # noqa: E402
 
 TINY = preset("tiny")
+TINY_KERNELS = [{"op": "gemm", "dtype": "fp32", "m": m, "n": 64, "k": 64} for m in (1, 8, 64)] + \
+               [{"op": "copy", "dtype": "fp32", "elems": e} for e in (1024, 4096, 16384)]
+
+
+@pytest.fixture(autouse=True)
+def small_sweep(monkeypatch):
+    """The calibration kernels timed with the model: six small shapes, two rounds."""
+    from validate import calibrate_cpu
+
+    rows = [{c: r.get(c, 0) for c in calibrate_cpu.COLUMNS[:12]} for r in TINY_KERNELS]
+    monkeypatch.setattr(calibrate_cpu, "shapes", lambda quick: rows)
+    monkeypatch.setattr(calibrate_cpu, "ROUNDS", {"full": 2, "quick": 2})
 
 
 @pytest.mark.parametrize("tie", [True, False])
@@ -72,7 +84,10 @@ def test_tiny_end_to_end_run_writes_a_csv_with_finite_predictions(tmp_path):
         assert math.isclose(r["rel_error"], r["predicted_s"] / r["measured_s"] - 1, rel_tol=1e-4, abs_tol=1e-5)
     # resume keeps the measurement and redoes the prediction
     path2, rows2 = run(out=out, points=points, resume=True, log=lambda s: None)
-    assert path2 == out and [r["measured_s"] for r in rows2] == [r["measured_s"] for r in read]
+    assert path2 == out and [r["measured_s"] for r in rows2] == pytest.approx([r["measured_s"] for r in read], rel=1e-5)
+    # the kernels were timed in the same rounds, and the profile fitted to them predicts the points
+    assert (tmp_path / "e2e-kernels.csv").exists() and (tmp_path / "e2e-calibration.yaml").exists()
+    assert all(r["rounds"] == 2 for r in read) and prov["rounds"] == "2"
 
 
 def test_cli_does_not_overwrite_without_force(tmp_path, capsys):

@@ -32,6 +32,8 @@ def calibrate(
     quick: bool = typer.Option(False, "--quick", help="A short sweep (under 3 minutes on 2 cores)."),
     out: Optional[str] = typer.Option(None, help="Folder for the measurements CSV [$INFERCAST_HOME/calibration/runs/<cpu>]."),
     fit_only: bool = typer.Option(False, "--fit-only", help="Fit the CSV already in --out without measuring."),
+    threads: int = typer.Option(0, "--threads", help="torch threads to calibrate [default: the cores this process "
+                                "may use]; on a small shared VM, fewer threads than vCPUs time far more steadily."),
 ) -> None:
     """Sweep GEMM, attention, copy and elementwise shapes, fit efficiency curves and overheads,
     write the profile and print its held-out error (fit on 70% of shapes, predict the other 30%)."""
@@ -48,6 +50,11 @@ def calibrate(
         raise InfercastError("--device cuda: torch sees no CUDA device on this machine")
     if device is Target.cuda or (device is Target.auto and cuda):
         raise InfercastError("--device cuda: the GPU sweep runs the Triton kernels (kernels/); not in this build yet")
+    if threads < 0:
+        raise InfercastError(f"--threads: must be at least 1 (got {threads})")
+    from .e2e_cpu import local_cores
+
+    torch.set_num_threads(threads or local_cores())
     spec = detect_local(use_profile=False)
     folder = Path(out) if out else user_calibration_dir() / "runs" / _slug(spec.name)
     csv_path = folder / "kernels.csv"
@@ -61,21 +68,32 @@ def calibrate(
             n = measure(csv_path, quick, progress=lambda i, total: bar(i, total, 0.0))
         finally:
             bar.close()
-        print(f"measured {n} new shapes into {csv_path}")
+        print(f"took {n} new timings ({csv_path.with_suffix('.raw.csv').name}); kernel table {csv_path}")
     elif not csv_path.exists():
         raise InfercastError(f"--fit-only: {csv_path} does not exist")
     prof, held = fit_and_write(csv_path, user_calibration_dir() / "local.yaml")
     print(f"held-out error (fit on 70%, predict 30%, {held['points']} shapes): median {100 * held['median']:.1f}%, "
           f"90th percentile {100 * held['p90']:.1f}%, worst {100 * held['worst']:.1f}%")
+    noise = read_csv_noise(csv_path)
+    if noise is not None and noise > 0.05 and torch.get_num_threads() > 1:
+        print(f"note: timings scattered by {100 * noise:.1f}% within rounds; on a shared VM, --threads "
+              f"{torch.get_num_threads() - 1} usually times far more steadily")
     print(f"profile written to {prof}")
+
+
+def read_csv_noise(csv_path: Path) -> float | None:
+    """The within-round scatter a sweep's provenance reports (None for older sweeps)."""
+    from .kernel_fit import read_csv
+
+    m = re.search(r"([\d.]+)%", read_csv(csv_path).provenance.get("noise", ""))
+    return float(m.group(1)) / 100 if m else None
 
 
 def fit_and_write(csv_path: Path, dest: Path) -> tuple[Path, dict]:
     """Fit the profile of the measurements in `csv_path` and write it to `dest` (an existing file
     there is renamed, never overwritten). Returns (path written, held-out summary)."""
-    from simulator.local_device import detect_local
-
     from simulator.calibration import Calibration
+    from simulator.local_device import detect_local
 
     from .kernel_fit import fit_profile, held_out, measured_peaks, read_csv, summary
     from .profile_io import write_profile

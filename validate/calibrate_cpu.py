@@ -3,14 +3,18 @@ run only in the interpreter here, whose timings mean nothing): GEMM (F.linear, w
 models store them; CPU BLAS runs x @ W^T by other kernels than x @ W) over M from 1 to 16K, causal
 prefill attention (scaled_dot_product_attention) over sequence lengths, decode attention over
 batch x context, copies over sizes, RMSNorm and SiLU-and-mul, and a tiny Llama's decode step (what
-the framework's dispatch of the small unlisted ops costs per layer). Timing: torch.utils.benchmark Timer,
-blocked_autorange, median. Rows go to a CSV with provenance lines; shapes already in the CSV are
-skipped, so an interrupted run resumes."""
+the framework's dispatch of the small unlisted ops costs per layer).
+
+Timing: every shape once per round over several interleaved rounds (validate/timing_rounds.py), so
+the VM's drifting speed slows all shapes alike; each shape's time is its median-polished time at the
+median round. Raw timings go to <csv>.raw.csv as they are taken (a killed run resumes); the table
+of shapes, with provenance lines, is written from them at the end."""
 
 from __future__ import annotations
 
 import csv
 import datetime
+import math
 import platform
 from pathlib import Path
 
@@ -18,28 +22,30 @@ from .kernel_fit import COLUMNS
 
 GEMM_M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 GEMM_NK = [(1024, 1024), (4096, 1024), (1024, 4096), (2048, 2048)]
-QUICK_M = [1, 4, 16, 64, 256, 1024, 4096, 16384]
+QUICK_BIG_M = 2048  # the quick sweep runs GEMMs from this M up for the first N x K only: they take seconds
 PREFILL_L = [512, 1024, 2048, 4096, 8192]
 DECODE = [(b, c) for b in (1, 4, 16) for c in (512, 2048, 8192)]
-COPY_BYTES = [2**p for p in range(14, 29)]  # every power of two: the caches make the curve bumpy
+COPY_BYTES = [2**p for p in range(14, 29)]  # every power of two, 16 KiB to 256 MiB
 ELEMS = [2**p for p in range(12, 23)]  # up to 16 MiB of fp32: activations of a few thousand tokens
 
 
 def shapes(quick: bool) -> list[dict]:
-    """Every shape to measure, as partial CSV rows (op, dtype and its dimensions)."""
+    """Every shape to measure, as partial CSV rows (op, dtype and its dimensions). The quick sweep
+    leaves out the second-long ones: GEMMs of M >= QUICK_BIG_M but for the first N x K, and the
+    8K prefill; the microsecond kernels cost little and need their rounds either way."""
     out = []
-    for m in QUICK_M if quick else GEMM_M:
-        for n, k in GEMM_NK[:2] if quick else GEMM_NK:
+    for m in GEMM_M:
+        for n, k in GEMM_NK[:1] if quick and m >= QUICK_BIG_M else GEMM_NK:
             out.append({"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k})
     for L in PREFILL_L[:4] if quick else PREFILL_L:
         out.append({"op": "attention_prefill", "dtype": "fp32", "batch": 1, "heads": 8, "kv_heads": 2, "q_len": L,
                     "kv_len": L, "head_dim": 64})
-    for b, c in DECODE[::2] if quick else DECODE:
+    for b, c in DECODE:
         out.append({"op": "attention_decode", "dtype": "fp32", "batch": b, "heads": 16, "kv_heads": 4, "q_len": 1,
                     "kv_len": c, "head_dim": 64})
-    for nbytes in COPY_BYTES[::2] if quick else COPY_BYTES:
+    for nbytes in COPY_BYTES:
         out.append({"op": "copy", "dtype": "fp32", "elems": nbytes // 4})
-    for e in ELEMS[::2] if quick else ELEMS:
+    for e in ELEMS:
         out.append({"op": "rmsnorm", "dtype": "fp32", "elems": e, "n": 1024})
         out.append({"op": "silu_mul", "dtype": "fp32", "elems": e})
     for layers in (4, 8) if quick else (4, 8, 16):  # framework dispatch per layer: a tiny Llama's decode step
@@ -88,13 +94,50 @@ def _llc_bytes() -> int:
 def _rotation(nbytes: float) -> int:
     """Copies of an operand to cycle through so that successive calls find it in DRAM, not in the
     cache (as every layer's distinct weights and KV are in a real forward pass; do_bench flushes
-    the cache on a GPU for the same reason): together at least 4 x the last-level cache."""
-    return max(1, min(64, int(4 * _llc_bytes() // max(nbytes, 1)) + 1))
+    the cache on a GPU for the same reason): together at least 4 x the last-level cache. A copy
+    of 32 KiB rotates over 4,097 views of the pool: a cap (64 copies, before) left small shapes in
+    the cache, and the measured curve jumped at the cache's size, which no smooth fit follows."""
+    return max(1, int(4 * _llc_bytes() // max(nbytes, 1)) + 1)
+
+
+_POOL: list = []
+
+
+def _pool():
+    """One flat fp32 buffer of 8 x the last-level cache, filled once: the operands that stream from
+    memory are views into it, so a round sets up each shape without allocating (or page-faulting)
+    its rotation again."""
+    import torch
+
+    if not _POOL:
+        _POOL.append(torch.empty(8 * _llc_bytes() // 4).uniform_(-1, 1))
+    return _POOL[0]
+
+
+def _streamed(*shapes: tuple[int, ...]) -> list[tuple]:
+    """Rotation sets of operands of these shapes (fp32): views into the pool when the whole
+    rotation fits there, else one freshly filled set."""
+    import torch
+
+    sizes = [math.prod(s) for s in shapes]
+    per_set = sum(-(-n // 64) * 64 for n in sizes)  # 256-byte aligned
+    copies = _rotation(4 * per_set)
+    pool = _pool()
+    if copies * per_set > pool.numel():
+        return [tuple(torch.empty(s).fill_(0.5) for s in shapes)]  # values do not change fp32 BLAS or copy speed
+    sets, off = [], 0
+    for _ in range(copies):
+        views = []
+        for s, n in zip(shapes, sizes):
+            views.append(pool[off:off + n].view(s))
+            off += -(-n // 64) * 64
+        sets.append(tuple(views))
+    return sets
 
 
 def _setup(r: dict):
-    """(callable, keep-alive tensors) running one instance of the shape; the operands that stream
-    from memory (weights, KV, copy sources) rotate over several copies."""
+    """A callable running one instance of the shape; the operands that stream from memory
+    (weights, KV, copy sources) rotate over several copies."""
     import itertools
 
     import torch
@@ -104,42 +147,38 @@ def _setup(r: dict):
     if op == "layer":
         return _tiny_llama(r)
     if op == "gemm":  # as a model's linear layers run: weights stored [N, K], x @ W^T
-        a = torch.randn(r["m"], r["k"])
-        ws = [torch.randn(r["n"], r["k"]) for _ in range(_rotation(4 * r["k"] * r["n"]))]
-        nxt = itertools.cycle(ws).__next__
-        return (lambda: F.linear(a, nxt())), (a, ws)
+        a = torch.empty(r["m"], r["k"]).fill_(0.5)
+        nxt = itertools.cycle(_streamed((r["n"], r["k"]))).__next__
+        return lambda: F.linear(a, nxt()[0])
     if op.startswith("attention"):
         B, H, Hk, q, kv, d = (int(r[c]) for c in ("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim"))
-        Q = torch.randn(B, H, q, d)
-        kvs = [(torch.randn(B, Hk, kv, d), torch.randn(B, Hk, kv, d)) for _ in range(_rotation(8 * B * Hk * kv * d))]
-        nxt = itertools.cycle(kvs).__next__
+        Q = torch.empty(B, H, q, d).uniform_(-1, 1)
+        nxt = itertools.cycle(_streamed((B, Hk, kv, d), (B, Hk, kv, d))).__next__
         causal = op == "attention_prefill"
 
         def attend():
             K, V = nxt()
             return F.scaled_dot_product_attention(Q, K, V, is_causal=causal, enable_gqa=True)
-        return attend, (Q, kvs)
+        return attend
     e = int(r["elems"])
     if op == "copy":
-        pairs = [(torch.randn(e), torch.empty(e)) for _ in range(_rotation(8 * e))]
-        nxt = itertools.cycle(pairs).__next__
+        nxt = itertools.cycle(_streamed((e,), (e,))).__next__
 
         def copy():
             src, dst = nxt()
             dst.copy_(src)
-        return copy, (pairs,)
+        return copy
     if op == "rmsnorm":
         n = int(r["n"])
-        xs, g = [torch.randn(e // n, n) for _ in range(_rotation(4 * e))], torch.randn(n)
-        nxt = itertools.cycle(xs).__next__
-        return (lambda: F.rms_norm(nxt(), (n,), g)), (xs, g)
-    xs = [torch.randn(2, e) for _ in range(_rotation(8 * e))]
-    nxt = itertools.cycle(xs).__next__
+        g = torch.ones(n)
+        nxt = itertools.cycle(_streamed((e // n, n))).__next__
+        return lambda: F.rms_norm(nxt()[0], (n,), g)
+    nxt = itertools.cycle(_streamed((2, e))).__next__
 
     def silu_mul():
-        x = nxt()
+        x = nxt()[0]
         return F.silu(x[0]) * x[1]
-    return silu_mul, (xs,)
+    return silu_mul
 
 
 def _tiny_llama(r: dict):
@@ -160,22 +199,15 @@ def _tiny_llama(r: dict):
         model.pos = ctx - 1
         with torch.inference_mode():
             return model.decode_step(tok)
-    return step, (model,)
+    return step
 
 
-def time_shape(r: dict, min_run_s: float, repeats: int = 3) -> float:
-    """The least of `repeats` medians: this VM's CPU jitters by +-15% from run to run, and the
-    least-disturbed run is the kernel's own time."""
-    import torch
-    from torch.utils.benchmark import Timer
-
-    fn, keep = _setup(r)
-    fn()  # warm-up
-    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())  # Timer's default is 1 thread
-    return min(float(timer.blocked_autorange(min_run_time=min_run_s).median) for _ in range(repeats))
+ROUNDS = {"full": 15, "quick": 7}  # rounds for kernels under timing_rounds.LONG_S a call
+LONG_ROUNDS = {"full": 5, "quick": 3}  # rounds for longer ones
+BUDGET_S = {"full": 0.04, "quick": 0.03}  # timed seconds per shape and round
 
 
-def provenance(quick: bool) -> dict[str, str]:
+def provenance(quick: bool, rounds: int) -> dict[str, str]:
     import torch
 
     from simulator.local_device import detect_local
@@ -186,35 +218,66 @@ def provenance(quick: bool) -> dict[str, str]:
     return {"allocator": "glibc mallopt: mmap threshold 32 MiB, no trim (as validate e2e)" if _quiet_allocator()
             else "default", "device": spec.name, "cpu_threads": str(torch.get_num_threads()), "torch": torch.__version__,
             "python": platform.python_version(), "date": datetime.date.today().isoformat(),
-            "method": "torch.utils.benchmark.Timer blocked_autorange: least of 3 medians" + (" (quick sweep)" if quick else "")}
+            "method": METHOD + (" (quick sweep)" if quick else "")}
 
 
-def measure(path: Path, quick: bool = False, progress=None, min_run_s: float | None = None) -> int:
-    """Measure every shape not already in `path` (appending); returns how many were measured."""
+METHOD = ("time.perf_counter over blocks of calls, median per round; interleaved rounds, median polish "
+          "(validate/timing_rounds.py)")
+
+
+def raw_path(path: Path) -> Path:
+    return Path(path).with_suffix(".raw.csv")
+
+
+def key_text(r: dict) -> str:
+    return "|".join(map(str, key(r)))
+
+
+def jobs(todo: list[dict], budget_s: float) -> list:
+    from .timing_rounds import Job
+
+    return [Job(key_text(r), (lambda r=r: _setup(r)), 1, budget_s) for r in todo]
+
+
+def measure(path: Path, quick: bool = False, progress=None, budget_s: float | None = None,
+            rounds: int | None = None) -> int:
+    """Time every shape in interleaved rounds (raw timings in <path>.raw.csv, resumable), then write
+    `path`: one row per shape, its time at the median round. Returns how many timings were taken."""
+    import torch
+
     from .e2e_cpu import _quiet_allocator
+    from .timing_rounds import median_polish, read_raw, run_rounds
 
     _quiet_allocator()  # the same heap behaviour as the end-to-end timings
+    mode = "quick" if quick else "full"
+    rounds = rounds or ROUNDS[mode]
+    prov = provenance(quick, rounds)
     path = Path(path)
-    done = set()
-    if path.exists():
-        from .kernel_fit import read_csv
+    if path.exists() and not raw_path(path).exists():  # a table from elsewhere: kept under a dated name
+        stamp = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y%m%d-%H%M%S")
+        path.rename(path.with_name(f"{path.stem}.{stamp}{path.suffix}"))
+    n = run_rounds(jobs(shapes(quick), budget_s or BUDGET_S[mode]), rounds, raw_path(path), torch.get_num_threads(),
+                   header=prov, progress=progress, long_rounds=min(rounds, LONG_ROUNDS[mode]))
+    write_table(path, shapes(quick), prov, median_polish(read_raw(raw_path(path))))
+    return n
 
-        done = {key(r) for r in read_csv(path).rows}
-    todo = [r for r in shapes(quick) if key(r) not in done]
-    new = not path.exists()
+
+def write_table(path: Path, todo: list[dict], prov: dict[str, str], pol) -> None:
+    """The kernel table: each shape's median-polished time (`pol`, timing_rounds.Polished), with
+    FLOPs and bytes, under provenance lines."""
+    factors = sorted(pol.round_factor.values())
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", newline="") as f:
-        if new:
-            for k, v in provenance(quick).items():
-                f.write(f"# {k}: {v}\n")
+    prov = {**prov, "rounds": str(len(factors)),
+            "round_speed": f"slowest round x{factors[-1]:.3f}, fastest x{factors[0]:.3f} of the median round",
+            "noise": f"median |residual| after job and round effects {100 * pol.spread:.1f}%"}
+    with Path(path).open("w", newline="") as f:
+        for k, v in prov.items():
+            f.write(f"# {k}: {v}\n")
         w = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        if new:
-            w.writeheader()
-        for i, r in enumerate(todo):
-            flops, nbytes = work(r)
-            t = time_shape(r, min_run_s if min_run_s is not None else (0.1 if quick else 0.3))
-            w.writerow({**r, "flops": flops, "bytes": nbytes, "time_s": f"{t:.6e}"})
-            f.flush()
-            if progress is not None:
-                progress(i + 1, len(todo))
-    return len(todo)
+        w.writeheader()
+        for r in todo:
+            t = pol.times.get(key_text(r))
+            if t is not None:
+                flops, nbytes = work(r)
+                w.writerow({**r, "flops": flops, "bytes": nbytes, "time_s": f"{t:.6e}"})

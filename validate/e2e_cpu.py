@@ -1,14 +1,16 @@
 """End-to-end check on this machine's CPU: time a torch Llama decoder (validate/torch_llama.py) at
-several prefill and decode shapes and compare with infercast's prediction for `--hw local`.
+several prefill and decode shapes and compare with infercast's prediction for the calibrated
+`local` device.
 
-Predictions take the device as `simulator.step.device("local")` gives it: the detected spec with
-hwspecs/calibration/local.yaml when `infercast calibrate` has written one, else the defaults, so
-the comparison improves by itself once a profile exists (`--resume` re-predicts measured points
-without timing them again). Output: a CSV with a provenance header (default
-validate/data/local-cpu/e2e.csv), the table and error statistics on stdout, and the report of
-validate/e2e_report.py (PNG and Markdown next to the CSV).
+The model's steps and the calibration sweep's kernels (validate/calibrate_cpu.py) are timed in the
+same interleaved rounds (validate/timing_rounds.py): this VM's speed drifts by up to 1.4x between
+minutes, so a profile measured at another time would compare two machines. The profile is fitted to
+the kernels alone (never to the model's timings) and written beside the CSV with the kernel table;
+predictions use it. Output: a CSV with a provenance header (default validate/data/local-cpu/e2e.csv),
+its raw per-round timings (<csv>.raw.csv, so a killed run resumes), the table and error statistics
+on stdout, and the report of validate/e2e_report.py (PNG and Markdown next to the CSV).
 
-    infercast validate e2e [--quick] [--out PATH] [--force | --resume] [--models 100m,300m] [--dtype fp32]
+    infercast validate e2e [--quick] [--out PATH] [--force | --resume] [--models 100m,300m] [--threads N]
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from simulator.errors import InfercastError
 from .e2e_report import (
     DEFAULT_CSV,
     error_stats,
-    read_csv,
     stats_lines,
     table_lines,
     write_csv,
@@ -97,32 +98,8 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.2f} (1-min load average, {local_cores()} cores)" if hasattr(os, "getloadavg") else "?"
 
 
-CLEAN_SHARE = 0.9  # a call whose process CPU time is below this share of threads x wall time was descheduled
-
-
-def time_calls(fn: Callable[[], object], budget_s: float, min_reps: int, max_reps: int,
-               threads: int) -> dict[str, float]:
-    """Warm up once, then time min..max calls (as many as fit the budget). The machine may be
-    shared: a call during which this process got less than CLEAN_SHARE of `threads` cores (CPU time
-    over wall time; idle OpenMP workers spin, so an undisturbed call scores ~0.95-1) is discarded and
-    retried, up to 3x the repeats. Returns the median and fastest of the kept calls, how many were
-    kept and dropped, and their median CPU share (all calls kept if none was clean)."""
-    def once() -> tuple[float, float]:
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        w, c = time.perf_counter() - w, time.process_time() - c
-        return w, c / (w * threads) if w > 0 else 1.0
-
-    warm, _ = once()
-    reps = max(min_reps, min(max_reps, int(budget_s / max(warm, 1e-6))))
-    calls = []
-    while len(calls) < 3 * reps and sum(share >= CLEAN_SHARE for _, share in calls) < reps:
-        calls.append(once())
-    clean = [c for c in calls if c[1] >= CLEAN_SHARE] or calls
-    walls = [w for w, _ in clean]
-    return {"measured_s": statistics.median(walls), "measured_min_s": min(walls), "repeats": len(clean),
-            "dropped": len(calls) - len(clean) if len(clean) < len(calls) else 0,
-            "cpu_share": statistics.median(share for _, share in clean)}
+CLEAN_SHARE = 0.9  # a round whose process CPU time is below this share of threads x wall time was descheduled
+ROUNDS = {"full": 5, "quick": 3}  # rounds for the model steps (and the sweep's long kernels)
 
 
 # -- prediction -------------------------------------------------------------------------------
@@ -135,32 +112,35 @@ def predict(spec, dev, prec, point: Point) -> tuple[float, str]:
     return float(st.total_s), st.bound(dev)
 
 
-def local_device():
-    from simulator.step import device
+def provenance(threads: int, dtype: str) -> dict[str, str]:
+    from simulator.local_device import detect_local
 
-    return device("local")
-
-
-def provenance(dev, threads: int, dtype: str) -> dict[str, str]:
-    eng = dev.spec.engine
-    cal = dev.cal
-    peaks = ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in eng.peak.items())
-    prov = {
+    return {
         "what": "infercast end-to-end CPU check (validate/e2e_cpu.py): torch Llama decoder timed vs step_time for --hw local",
-        "cpu": dev.spec.name,
+        "cpu": detect_local(use_profile=False).name,
         "cores": str(local_cores()),
         "threads": str(threads),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "dtype": dtype,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "calibrated": "true" if cal.calibrated else "false",
-        "calibration": (f"hwspecs/calibration/local.yaml ({cal.provenance.date or 'undated'}; {cal.provenance.method})"
-                        if cal.calibrated else "none: hwspecs/calibration/defaults.yaml"),
-        "device_peaks": f"{peaks}; memory {dev.mem_bandwidth / 1e9:.1f} GB/s",
-        "isa": dev.spec.note,
     }
-    return prov
+
+
+def fitted_device(kernel_csv: Path):
+    """(Device, profile path): the `local` spec with the measured rates and the profile fitted to
+    the kernel table, written next to it (an older one there is kept under a dated name)."""
+    from simulator.calibration import Calibration
+    from simulator.config_io import load_model
+    from simulator.local_device import detect_local
+    from simulator.roofline import Device
+
+    from .calibrate_cli import fit_and_write
+    from .kernel_fit import measured_peaks, read_csv
+
+    prof, _ = fit_and_write(kernel_csv, kernel_csv.with_name(kernel_csv.stem.replace("-kernels", "") + "-calibration.yaml"))
+    spec = detect_local(measured=measured_peaks(read_csv(kernel_csv).rows))
+    return Device(spec, load_model(prof, Calibration)), prof
 
 
 def _same_machine(old: dict[str, str], new: dict[str, str]) -> bool:
@@ -168,12 +148,11 @@ def _same_machine(old: dict[str, str], new: dict[str, str]) -> bool:
 
 
 def free_path(path: Path) -> Path:
-    """`path` if free, else the first free <stem>-<n><suffix> beside it."""
-    if not path.exists():
-        return path
-    n = 1
-    while (alt := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+    """`path` if it and its raw timings are free, else the first free <stem>-<n><suffix> beside it."""
+    alt, n = path, 0
+    while alt.exists() or alt.with_suffix(".raw.csv").exists():
         n += 1
+        alt = path.with_name(f"{path.stem}-{n}{path.suffix}")
     return alt
 
 
@@ -195,101 +174,157 @@ def check_args(out: Path, models: list[str], dtype: str, force: bool, resume: bo
 
 def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resume: bool = False,
         models: list[str] | None = None, dtype: str = "fp32", threads: int | None = None,
-        points: dict[str, list[Point]] | None = None, log: Callable[[str], None] = print) -> tuple[Path, list[dict]]:
-    """Measure, predict, write the CSV (after every point, so a killed run can `resume`); returns
-    (the path written, its rows). `points` overrides the plan (model size -> points)."""
+        points: dict[str, list[Point]] | None = None, log: Callable[[str], None] = print,
+        kernel_shapes: list[dict] | None = None, rounds: int | None = None) -> tuple[Path, list[dict]]:
+    """Time the model's points and the calibration sweep's kernels in interleaved rounds, fit the
+    profile to the kernels, predict the points, write the CSV; returns (the path, its rows).
+    `points` overrides the plan (model size -> points), `kernel_shapes` the sweep."""
+    from simulator.precision import resolve_precision
+
+    from . import calibrate_cpu
+    from .timing_rounds import median_polish, read_raw, run_rounds
+
     mode = "quick" if quick else "full"
     out = Path(out)
     models = list(points) if points else (models or DEFAULT_MODELS[mode])
     check_args(out, models, dtype, force, resume, threads)
     threads = threads or local_cores()
     torch.set_num_threads(threads)
-    dev = local_device()
-    from simulator.precision import resolve_precision
-
-    prec = resolve_precision(dev.spec, dtype)
-    prov = provenance(dev, threads, dtype)
+    prov = provenance(threads, dtype)
     prov["plan"] = mode if points is None else "custom"
     prov["load_before"] = _load()
     prov["allocator"] = "glibc mallopt: mmap threshold 32 MiB, no trim" if _quiet_allocator() else "default"
-
-    out, done = _kept_points(out, prov, force, resume, log)
-    log(f"device local: {prov['cpu']}, {threads} threads; calibrated: {prov['calibrated']}; torch {torch.__version__}, {dtype}")
-
+    out, raw = _files(out, prov, force, resume, log)
     plan = points or {m: PLANS[mode][m] for m in models}
-    budget = POINT_BUDGET_S[mode]
-    rows: list[dict] = []
-    t_start = time.perf_counter()
-    for name in plan:
-        cfg = preset(name).with_(dtype=dtype)
-        spec = to_model_spec(cfg)
-        todo = [p for p in plan[name] if (name, *p.key) not in done]
-        model = None
-        if todo:
-            t0 = time.perf_counter()
-            torch.manual_seed(0)
-            model = TorchLlama(cfg).eval()
-            log(f"{name}: {model.num_params() / 1e6:.1f}M parameters, built in {time.perf_counter() - t0:.1f} s")
-        for p in plan[name]:
-            if (name, *p.key) in done:
-                row = dict(done[(name, *p.key)])
-            else:
-                row = {"model": name, "params": model.num_params(), "dtype": dtype, "phase": p.phase,
-                       "batch": p.batch, "length": p.length, **measure(model, p, budget, threads)}
+    shapes = calibrate_cpu.shapes(quick) if kernel_shapes is None else kernel_shapes
+    rounds = rounds or calibrate_cpu.ROUNDS[mode]
+    jobs = _model_jobs(plan, dtype) + calibrate_cpu.jobs(shapes, calibrate_cpu.BUDGET_S[mode])
+    log(f"device local: {prov['cpu']}, {threads} threads; torch {torch.__version__}, {dtype}; "
+        f"{sum(map(len, plan.values()))} model points and {len(shapes)} kernels, up to {rounds} rounds")
+    t0 = time.perf_counter()
+    run_rounds(jobs, rounds, raw, threads, header=prov, long_rounds=min(rounds, ROUNDS[mode]),
+               progress=_progress(log))
+    pol = median_polish(read_raw(raw))
+    kernel_csv = out.with_name(out.stem + "-kernels.csv")
+    calibrate_cpu.write_table(kernel_csv, shapes, {**prov, "method": calibrate_cpu.METHOD}, pol)
+    dev, profile = fitted_device(kernel_csv)
+    prec = resolve_precision(dev.spec, dtype)
+    factors = sorted(pol.round_factor.values())
+    prov.update({"calibrated": "true", "calibration": f"{profile.name}: fitted to {kernel_csv.name}, timed in the same rounds",
+                 "device_peaks": ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in dev.spec.engine.peak.items())
+                 + f"; memory {dev.mem_bandwidth / 1e9:.1f} GB/s",
+                 "rounds": str(len(factors)), "round_speed": f"x{factors[0]:.3f} to x{factors[-1]:.3f} of the median round",
+                 "noise": f"median |residual| after job and round effects {100 * pol.spread:.1f}%",
+                 "measure_seconds": f"{time.perf_counter() - t0:.0f}", "load_after": _load()})
+    shares = _shares(raw)
+    rows = []
+    for name, pts in plan.items():
+        spec = to_model_spec(preset(name).with_(dtype=dtype))
+        for p in pts:
+            key = _key(name, p)
+            row = {"model": name, "params": _params(spec), "dtype": dtype, "phase": p.phase, "batch": p.batch,
+                   "length": p.length, "measured_s": pol.times[key], "rounds": len(read_raw(raw)[key]),
+                   "spread": pol.job_spread.get(key, 0.0), "cpu_share": shares.get(key, 1.0)}
             row["predicted_s"], row["bound"] = predict(spec, dev, prec, p)
             row["rel_error"] = row["predicted_s"] / row["measured_s"] - 1.0
             rows.append(row)
-            prov["measure_seconds"] = f"{time.perf_counter() - t_start:.0f}"
-            prov["load_after"] = _load()
-            write_csv(out, prov, rows)
-            if (name, *p.key) not in done:
-                log(f"  {p.phase:<7} batch {p.batch:>2} x {p.length:>4}: measured {row['measured_s'] * 1e3:9.1f} ms "
-                    f"({row['repeats']} runs{_dropped(row)}), predicted {row['predicted_s'] * 1e3:9.1f} ms ({row['rel_error']:+.0%})")
-        del model
+    write_csv(out, prov, rows)
     return out, rows
 
 
-def _kept_points(out: Path, prov: dict, force: bool, resume: bool, log) -> tuple[Path, dict[tuple, dict]]:
-    """(the CSV to write, points already measured on this machine that `resume` keeps): an existing
-    file is continued with `resume`, replaced with `force`, else left alone for a new name."""
-    if out.exists() and resume:
-        old_prov, old_rows = read_csv(out)
-        if _same_machine(old_prov, prov):
-            log(f"resuming {out}: {len(old_rows)} measured points kept, predictions redone")
-            return out, {(r["model"], r["phase"], r["batch"], r["length"]): r for r in old_rows}
-        log(f"{out} was measured elsewhere ({old_prov.get('cpu')}, torch {old_prov.get('torch')}, "
-            f"{old_prov.get('threads')} threads, {old_prov.get('dtype')}): measuring afresh")
-    elif out.exists() and not force:
-        new = free_path(out)
-        log(f"{out} exists (use --force to overwrite, --resume to continue it): writing {new} instead")
-        return new, {}
-    return out, {}
+def _key(name: str, p: Point) -> str:
+    return f"model|{name}|{p.phase}|{p.batch}|{p.length}"
 
 
-def _dropped(row: dict) -> str:
-    share = row.get("cpu_share") or 1.0
-    extra = f", {row['dropped']} disturbed dropped" if row.get("dropped") else ""
-    return extra + (f", CPU share {share:.2f}: machine busy" if share < CLEAN_SHARE else "")
+def _params(spec) -> int:
+    from simulator.layers import param_count
+
+    return int(param_count(spec))
 
 
-def measure(model: TorchLlama, p: Point, budget: float, threads: int) -> dict[str, float]:
+def _progress(log: Callable[[str], None]) -> Callable[[int, int], None]:
+    t0, last = time.perf_counter(), [0.0]
+
+    def tick(i: int, total: int) -> None:
+        now = time.perf_counter() - t0
+        if now - last[0] >= 15 or i == total:
+            last[0] = now
+            log(f"  {i}/{total} timings, {now:.0f} s")
+    return tick
+
+
+def _shares(raw: Path) -> dict[str, float]:
+    """Median CPU share of each job over its rounds."""
+    import csv
+
+    by: dict[str, list[float]] = {}
+    with raw.open() as f:
+        for r in csv.DictReader(line for line in f if not line.startswith("#")):
+            by.setdefault(r["key"], []).append(float(r["cpu_share"]))
+    return {k: statistics.median(v) for k, v in by.items()}
+
+
+def _model_jobs(plan: dict[str, list[Point]], dtype: str) -> list:
+    """A timing job per model point; each model is built once (seeded), on first use."""
+    from .timing_rounds import Job
+
+    built: dict[str, TorchLlama] = {}
+
+    def model(name: str) -> TorchLlama:
+        if name not in built:
+            torch.manual_seed(0)
+            built[name] = TorchLlama(preset(name).with_(dtype=dtype)).eval()
+        return built[name]
+
+    return [Job(_key(name, p), (lambda name=name, p=p: _point_call(model(name), p)), warm=1, budget_s=0.3)
+            for name, pts in plan.items() for p in pts]
+
+
+def _point_call(model: TorchLlama, p: Point) -> Callable[[], object]:
+    """The call that runs one point: a prefill of `length` tokens per sequence from an empty cache,
+    or one decode step at a fixed context (the cache holds length - 1 tokens, written by `fill`;
+    the step writes the new token's K/V at length - 1 and attends to all `length` keys)."""
     cfg = model.cfg
     gen = torch.Generator().manual_seed(1)
-    with torch.inference_mode():
-        if p.phase == "prefill":
-            tokens = torch.randint(0, cfg.vocab_size, (p.batch, p.length), generator=gen)
-            model.allocate_cache(p.batch, p.length)
-            return time_calls(lambda: model.prefill(tokens), budget, 2, 5, threads)
-        # decode at a fixed context: the cache holds length - 1 tokens (values written by `fill`),
-        # the step writes the new token's K/V at length - 1 and attends to all `length` keys
-        tokens = torch.randint(0, cfg.vocab_size, (p.batch,), generator=gen)
-        model.allocate_cache(p.batch, p.length, fill=0.01)
+    if p.phase == "prefill":
+        tokens = torch.randint(0, cfg.vocab_size, (p.batch, p.length), generator=gen)
+        model.allocate_cache(p.batch, p.length)
 
-        def step():
-            model.set_position(p.length - 1)
+        def prefill():
+            with torch.inference_mode():
+                return model.prefill(tokens)
+        return prefill
+    tokens = torch.randint(0, cfg.vocab_size, (p.batch,), generator=gen)
+    model.allocate_cache(p.batch, p.length, fill=0.01)
+
+    def step():
+        model.set_position(p.length - 1)
+        with torch.inference_mode():
             return model.decode_step(tokens)
+    return step
 
-        return time_calls(step, budget, 3, 9, threads)
+
+def _files(out: Path, prov: dict, force: bool, resume: bool, log) -> tuple[Path, Path]:
+    """(the CSV to write, its raw timings file): an existing run is continued with `resume` (when it
+    was measured on this machine), replaced with `force`, else left alone for a new name."""
+    from .timing_rounds import read_header
+
+    raw = out.with_suffix(".raw.csv")
+    if resume and raw.exists():
+        old = read_header(raw)
+        if _same_machine(old, prov):
+            log(f"resuming {raw}: its timings are kept")
+            return out, raw
+        log(f"{raw} was measured elsewhere ({old.get('cpu')}, torch {old.get('torch')}, {old.get('threads')} threads, "
+            f"{old.get('dtype')}): measuring afresh")
+    if force:
+        raw.unlink(missing_ok=True)
+        return out, raw
+    if out.exists() or raw.exists():
+        new = free_path(out)
+        log(f"{out} exists (use --force to overwrite, --resume to continue it): writing {new} instead")
+        return new, new.with_suffix(".raw.csv")
+    return out, raw
 
 
 def print_summary(path: Path, rows: list[dict], seconds: float, log: Callable[[str], None] = print) -> None:

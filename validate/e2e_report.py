@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_CSV = Path(__file__).parent / "data" / "local-cpu" / "e2e.csv"
-COLUMNS = ["model", "params", "dtype", "phase", "batch", "length", "measured_s", "measured_min_s", "repeats",
-           "dropped", "cpu_share", "predicted_s", "rel_error", "bound"]
+COLUMNS = ["model", "params", "dtype", "phase", "batch", "length", "measured_s", "rounds", "spread", "cpu_share",
+           "predicted_s", "rel_error", "bound"]
 COLUMN_NOTES = {
     "length": "prompt tokens per sequence (prefill from an empty cache) or context tokens per sequence "
               "including the one generated (decode step)",
-    "measured_s": "median wall time of one call over `repeats` timed calls after a warm-up",
-    "measured_min_s": "fastest timed call",
-    "dropped": "timed calls discarded because another process took CPU time from this one (cpu_share < 0.9)",
-    "cpu_share": "median over the kept calls of process CPU time / (threads x wall time); ~1 on an idle machine",
+    "measured_s": "seconds per call at the median round: median polish of the per-round timings (validate/timing_rounds.py)",
+    "rounds": "interleaved rounds in which the point was timed (with the calibration kernels)",
+    "spread": "median |relative residual| of the point's rounds after the point and round effects",
+    "cpu_share": "median over the rounds of process CPU time / (threads x wall time); ~1 on an idle machine",
     "predicted_s": "infercast step_time(model, local, phase, TP1, precision).total_s",
     "rel_error": "predicted_s / measured_s - 1",
     "bound": "infercast's dominant limit for the step (compute or memory)",
@@ -69,9 +69,9 @@ def read_csv(path: Path) -> tuple[dict[str, str], list[dict]]:
             lines.append(line)
     rows = []
     for r in csv.DictReader(lines):
-        for k in ("params", "batch", "length", "repeats", "dropped"):
+        for k in ("params", "batch", "length", "rounds"):
             r[k] = int(r[k]) if r.get(k) else None
-        for k in ("measured_s", "measured_min_s", "cpu_share", "predicted_s", "rel_error"):
+        for k in ("measured_s", "spread", "cpu_share", "predicted_s", "rel_error"):
             r[k] = float(r[k]) if r.get(k) else math.nan
         rows.append(r)
     return prov, rows
@@ -171,18 +171,20 @@ def markdown(rows: list[dict], prov: dict[str, str], csv_path: Path, png: Path |
                 for p, s in stats.items()]
         out.append("")
     busy = [r for r in rows if math.isfinite(r.get("cpu_share") or math.nan) and r["cpu_share"] < 0.9]
-    out += [f"Timed calls during which other processes took CPU from this one are dropped and retried; "
-            f"{len(busy)} point(s) still ran on a busy machine (CPU share < 0.9)." if busy else
-            "Every kept call had the CPU to itself (process CPU share >= 0.9 of the threads).", ""]
+    out += [f"- timing: {prov.get('rounds', '?')} interleaved rounds of the model points and the calibration "
+            f"kernels; machine speed by round {prov.get('round_speed', '?')}; {prov.get('noise', '')}",
+            f"- calibration: {prov.get('calibration', '?')}", ""]
+    out += [f"{len(busy)} point(s) ran on a busy machine (median CPU share < 0.9 of the threads)." if busy else
+            "Every point had the CPU to itself (median process CPU share >= 0.9 of the threads).", ""]
     if png is not None:
         out += [f"![predicted against measured]({png.name})", ""]
-    out += ["| model | dtype | phase | batch | length | measured (ms) | runs | CPU share | predicted (ms) | error | bound |",
+    out += ["| model | dtype | phase | batch | length | measured (ms) | rounds | spread | predicted (ms) | error | bound |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     out += [f"| {r['model']} | {r['dtype']} | {r['phase']} | {r['batch']} | {r['length']} | {r['measured_s'] * 1e3:.1f} | "
-            f"{r['repeats']} | {r.get('cpu_share', math.nan):.2f} | {r['predicted_s'] * 1e3:.1f} | {r['rel_error']:+.1%} | "
+            f"{r['rounds']} | {r.get('spread', math.nan):.1%} | {r['predicted_s'] * 1e3:.1f} | {r['rel_error']:+.1%} | "
             f"{r['bound']} |" for r in rows]
-    out += ["", "Regenerate: `infercast validate e2e` (measures; `--resume` re-predicts the measured points "
-            "with the current calibration); this page: `python -m validate.e2e_report CSV`.", ""]
+    out += ["", "Regenerate: `infercast validate e2e` (measures; `--resume` continues a killed run from its raw "
+            "timings and refits); this page: `python -m validate.e2e_report CSV`.", ""]
     return "\n".join(out)
 
 

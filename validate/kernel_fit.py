@@ -6,7 +6,8 @@ roofline.op_time, so the fitted profile means exactly what the simulator will do
 class an efficiency curve (piecewise linear in log10 of FLOPs, or of bytes for memory traffic, at
 fixed knots spanning the data) and a fixed overhead are fitted by scipy least_squares on log
 residuals (soft-L1 loss), in order: memory (copies) -> norms -> activations (each their own
-elementwise family) -> GEMM (curve over FLOPs or over rows M, whichever fits) -> attention (a
+elementwise family) -> GEMM (curve over FLOPs or over rows M, whichever fits, times a factor
+against the reduction length K when the sweep has several) -> attention (a
 prefill and a decode curve: a KV read is not a FlashAttention tile loop; one overhead). The
 held-out error fits on a random 70% of the rows and predicts the other 30%."""
 
@@ -33,6 +34,7 @@ CLASS = {"gemm": "gemm", "attention_prefill": "attention", "attention_decode": "
          "rmsnorm": "norm", "silu_mul": "act", "layer": "layer"}
 NAME = {"rmsnorm": "norm", "silu_mul": "mlp_act"}  # the operator model's op names (calibration.elementwise_family)
 KNOTS = {"gemm": 4, "attention": 3, "memory": 4, "norm": 5, "act": 5}
+EXTEND = {"gemm", "attention"}  # classes whose curves extrapolate their trend (compute-bound ones)
 SMOOTH = 0.2  # weight of the curve's second differences (in logits) among the residuals: a smooth curve
 
 
@@ -121,16 +123,18 @@ def _logit(p):
     return math.log(p / (1 - p))
 
 
-def _knots(sizes: np.ndarray, n: int) -> list[float]:
-    """n knots spanning the sizes, plus one a decade beyond each end: the smoothness penalty
-    carries the curve's trend there, so shapes just outside the fitted range extrapolate it."""
+def _knots(sizes: np.ndarray, n: int, extend: bool = True) -> list[float]:
+    """n knots spanning the sizes, plus (`extend`) one a decade beyond each end: the smoothness
+    penalty carries the curve's trend there, so shapes just outside the fitted range extrapolate
+    it. Without, the curve is flat beyond the data: a streaming op's rate settles once its
+    operands spill to DRAM."""
     lo, hi = np.log10(max(sizes.min(), 1.0)), np.log10(max(sizes.max(), 10.0))
     if n == 1:
         return [float(10 ** ((lo + hi) / 2))]
     if hi - lo < 1e-6:
         hi = lo + 1.0
     inner = np.linspace(lo, hi, n)
-    return list(10 ** np.concatenate([[lo - 1.0], inner, [hi + 1.0]]))
+    return list(10 ** (np.concatenate([[lo - 1.0], inner, [hi + 1.0]]) if extend else inner))
 
 
 def _with(cal: Calibration, cls: str, curves: list[Curve], overhead: float, dtype: str, by: str = "flops") -> Calibration:
@@ -155,14 +159,18 @@ def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibratio
     if not mine or cls == "layer":
         return cal
     best = None
-    for by in ("flops", "rows") if cls == "gemm" else ("flops",):
-        fitted, cost = _fit_curve(spec, cal, mine, cls, by)
-        if best is None or cost < best[1]:
+    for by, side in (_GEMM_FORMS if cls == "gemm" else [("flops", "")]):
+        fitted, cost = _fit_curve(spec, cal, mine, cls, by, side)
+        if best is None or cost < best[1] * 0.97:  # a richer form must fit clearly better
             best = (fitted, cost)
     return best[0]
 
 
-def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str) -> tuple[Calibration, float]:
+# GEMM model forms, simplest first: the curve over FLOPs or over rows M, alone or times a factor over N or K
+_GEMM_FORMS = [("flops", ""), ("rows", ""), ("flops", "n"), ("rows", "n"), ("flops", "k"), ("rows", "k")]
+
+
+def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side: str = "") -> tuple[Calibration, float]:
     """One curve per group of rows (attention: prefill, then decode) and one overhead."""
     dtype = mine[0]["dtype"]
     ops = [to_op(r) for r in mine]
@@ -174,17 +182,26 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str) -> t
         sel = [o for o, keep in zip(ops, g) if keep] or ops
         if by == "rows":  # BLAS kernels change with M's register and cache blocking: a knot per factor 4
             size = np.array([float(o.shape[0]) for o in sel])
-            knots = [float(4**i) for i in range(8) if size.min() / 4 < 4**i < size.max() * 4] or _knots(size, 3)
+            grid = [2.0**i for i in range(7)] + [4.0**i for i in range(4, 8)]  # per factor 2 to 64, then 4
+            knots = [x for x in grid if size.min() / 4 < x < size.max() * 4] or _knots(size, 3)
         else:
-            size = np.array([o.bytes if cls == "memory" else max(o.flops, o.bytes) for o in sel])
-            knots = _knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)))  # fewer knots than points
+            size = np.array([o.bytes if cls == "memory" else o.flops for o in sel])  # the axis op_time evaluates
+            knots = _knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)),  # fewer knots than points
+                           extend=cls in EXTEND)
         knot_sets.append(knots)
     cuts = np.cumsum([0] + [len(k) for k in knot_sets])
+    n = int(cuts[-1])
+    k_knots = _side_knots(ops, side) if side else []
+    n_k = len(k_knots)
 
     def build(v):
         curves = [Curve(size=k, efficiency=list(np.clip(_sig(v[a:b]), 1e-4, 1.0)))
                   for k, a, b in zip(knot_sets, cuts[:-1], cuts[1:])]
-        return _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by)
+        fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by)
+        if n_k:
+            kc = Curve(size=k_knots, efficiency=list(np.clip(_sig(v[n:n + n_k]), 1e-4, 1.0)))
+            fitted = fitted.model_copy(update={"gemm": fitted.gemm.model_copy(update={"side": side, "side_efficiency": kc})})
+        return fitted
 
     def resid(v):
         dev = Device(spec, build(v))
@@ -192,11 +209,19 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str) -> t
         smooth = [np.diff(v[a:b], 2) for a, b in zip(cuts[:-1], cuts[1:])]
         return np.concatenate([fit, SMOOTH * np.concatenate(smooth)])
 
-    n = int(cuts[-1])
-    x0 = [_logit(0.5)] * n + [math.log(4.0)]
-    bounds = ([-9.0] * n + [math.log(0.01)], [9.0] * n + [math.log(10_000.0)])  # efficiency 1e-4..1, overhead 0.01 us..10 ms
+    x0 = [_logit(0.5)] * n + [_logit(0.9)] * n_k + [math.log(4.0)]
+    bounds = ([-9.0] * (n + n_k) + [math.log(0.01)], [9.0] * (n + n_k) + [math.log(10_000.0)])  # overhead 0.01 us..10 ms
     fit = least_squares(resid, x0, bounds=bounds, loss="soft_l1", f_scale=0.1, max_nfev=400)
     return build(fit.x), float(fit.cost)
+
+
+def _side_knots(ops: list[Op], side: str) -> list[float]:
+    """Knots of the GEMM factor against N or K: the measured values (at most 4 spread over them);
+    none when the GEMMs share one value."""
+    ks = sorted({float(o.shape[1 if side == "n" else 2]) for o in ops if o.shape[1 if side == "n" else 2] > 0})
+    if len(ks) < 2:
+        return []
+    return ks if len(ks) <= 4 else list(np.geomspace(ks[0], ks[-1], 4))
 
 
 def fit_profile(spec, rows: list[dict], device_id: str, base: Calibration | None = None) -> Calibration:

@@ -90,7 +90,7 @@ def op_seconds(op: Op, dev: Device):
         return op.count * collective_seconds(op.collective, op.group, np.asarray(op.comm_bytes, dtype=np.float64),
                                              dev.spec, cal.collective, op.span)
     if op.kind == "gemm":  # efficiency without waves (one tile: a factor 1.0), then the waves element-wise
-        eff = dev.gemm_base_efficiency(op.dtype, op.shape[0], op.flops) * _waves(op.shape[0], op.shape[1], dev)
+        eff = dev.gemm_base_efficiency(op.dtype, op.shape[0], op.flops, op.shape[1], op.shape[2]) * _waves(op.shape[0], op.shape[1], dev)
         compute = op.flops / (dev.peak(op.dtype) * eff)
         memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
         overhead = cal.gemm.overhead

@@ -17,10 +17,11 @@ def test_a_tiny_sweep_measures_resumes_and_fits(tmp_path, monkeypatch):
     full = [{c: r.get(c, 0) for c in calibrate_cpu.COLUMNS[:12]} for r in tiny]
     monkeypatch.setattr(calibrate_cpu, "shapes", lambda quick: full)
     path = tmp_path / "run" / "kernels.csv"
-    assert calibrate_cpu.measure(path, quick=True, min_run_s=0.01) == 6
-    assert calibrate_cpu.measure(path, quick=True, min_run_s=0.01) == 0  # everything already measured
+    assert calibrate_cpu.measure(path, quick=True, budget_s=0.005, rounds=2) == 12  # 6 shapes x 2 rounds
+    assert calibrate_cpu.measure(path, quick=True, budget_s=0.005, rounds=2) == 0  # everything already measured
+    assert calibrate_cpu.raw_path(path).exists()
     data = read_csv(path)
-    assert len(data.rows) == 6 and {"device", "torch", "date", "method"} <= set(data.provenance)
+    assert len(data.rows) == 6 and {"device", "torch", "date", "method", "rounds"} <= set(data.provenance)
     assert all(r["time_s"] > 0 and r["bytes"] > 0 for r in data.rows)
     assert data.rows[1]["flops"] == 2.0 * 8 * 64 * 64  # hand arithmetic: 2 M N K
     dest = tmp_path / "home" / "local.yaml"
