@@ -30,16 +30,17 @@ def _slug(text: str) -> str:
 def calibrate(
     device: Target = typer.Option(Target.auto, "--device", help="auto (a GPU if torch sees one), cpu or cuda."),
     quick: bool = typer.Option(False, "--quick", help="A short sweep (under 3 minutes on 2 cores)."),
-    out: Optional[str] = typer.Option(None, help="Folder for the measurements CSV [$INFERCAST_HOME/calibration/runs/<cpu>]."),
+    out: Optional[str] = typer.Option(None, help="Folder for the measurements CSV [$INFERCAST_HOME/calibration/runs/<device>]."),
     fit_only: bool = typer.Option(False, "--fit-only", help="Fit the CSV already in --out without measuring."),
-    threads: int = typer.Option(0, "--threads", help="torch threads to calibrate [default: the cores this process "
+    threads: int = typer.Option(0, "--threads", help="CPU: torch threads to calibrate [default: the cores this process "
                                 "may use]; on a small shared VM, fewer threads than vCPUs time far more steadily."),
+    hw: Optional[str] = typer.Option(None, "--hw", help="GPU: the hwspec ID the profile is for [from the GPU's name]."),
 ) -> None:
     """Sweep GEMM, attention, copy and elementwise shapes, fit efficiency curves and overheads,
-    write the profile and print its held-out error (fit on 70% of shapes, predict the other 30%)."""
+    write the profile and print its held-out error (fit on 70% of shapes, predict the other 30%).
+    CPU: torch kernels; GPU: the Triton kernels of kernels/, timed with do_bench."""
     from simulator.calibration import user_calibration_dir
     from simulator.errors import InfercastError
-    from simulator.local_device import detect_local
 
     try:
         import torch
@@ -48,37 +49,61 @@ def calibrate(
     cuda = torch.cuda.is_available()
     if device is Target.cuda and not cuda:
         raise InfercastError("--device cuda: torch sees no CUDA device on this machine")
-    if device is Target.cuda or (device is Target.auto and cuda):
-        raise InfercastError("--device cuda: the GPU sweep runs the Triton kernels (kernels/); not in this build yet")
     if threads < 0:
         raise InfercastError(f"--threads: must be at least 1 (got {threads})")
-    from .e2e_cpu import local_cores
-
-    torch.set_num_threads(threads or local_cores())
-    spec = detect_local(use_profile=False)
-    folder = Path(out) if out else user_calibration_dir() / "runs" / _slug(spec.name)
+    gpu = device is Target.cuda or (device is Target.auto and cuda)
+    spec, device_id = _gpu_spec(hw) if gpu else _cpu_spec(threads)
+    folder = Path(out) if out else user_calibration_dir() / "runs" / _slug(device_id if gpu else spec.name)
     csv_path = folder / "kernels.csv"
     if not fit_only:
         from simulator.serving.progress import ProgressBar
 
-        from .calibrate_cpu import measure
+        from . import calibrate_cpu, calibrate_gpu
 
         bar = ProgressBar("measuring", force=False)
         try:
-            n = measure(csv_path, quick, progress=lambda i, total: bar(i, total, 0.0))
+            n = (calibrate_gpu if gpu else calibrate_cpu).measure(csv_path, quick,
+                                                                  progress=lambda i, total: bar(i, total, 0.0))
         finally:
             bar.close()
         print(f"took {n} new timings ({csv_path.with_suffix('.raw.csv').name}); kernel table {csv_path}")
     elif not csv_path.exists():
         raise InfercastError(f"--fit-only: {csv_path} does not exist")
-    prof, held = fit_and_write(csv_path, user_calibration_dir() / "local.yaml")
+    prof, held = fit_and_write(csv_path, user_calibration_dir() / f"{device_id}.yaml", spec if gpu else None, device_id)
     print(f"held-out error (fit on 70%, predict 30%, {held['points']} shapes): median {100 * held['median']:.1f}%, "
           f"90th percentile {100 * held['p90']:.1f}%, worst {100 * held['worst']:.1f}%")
     noise = read_csv_noise(csv_path)
-    if noise is not None and noise > 0.05 and torch.get_num_threads() > 1:
+    if not gpu and noise is not None and noise > 0.05 and torch.get_num_threads() > 1:
         print(f"note: timings scattered by {100 * noise:.1f}% within rounds; on a shared VM, --threads "
               f"{torch.get_num_threads() - 1} usually times far more steadily")
     print(f"profile written to {prof}")
+
+
+def _cpu_spec(threads: int):
+    import torch
+
+    from simulator.local_device import detect_local
+
+    from .e2e_cpu import local_cores
+
+    torch.set_num_threads(threads or local_cores())
+    return detect_local(use_profile=False), "local"
+
+
+def _gpu_spec(hw: str | None):
+    """(the GPU's hwspec, its ID): --hw, else the shipped spec matching the name CUDA reports."""
+    import torch
+
+    from simulator.catalog import load_hardware
+    from simulator.errors import InfercastError
+
+    from .calibrate_gpu import hw_id
+
+    name = torch.cuda.get_device_name(0)
+    hw = hw or hw_id(name)
+    if hw is None:
+        raise InfercastError(f"--hw: no shipped hwspec matches the GPU '{name}'; name one (infercast list hw)")
+    return load_hardware(hw), hw
 
 
 def read_csv_noise(csv_path: Path) -> float | None:
@@ -89,9 +114,10 @@ def read_csv_noise(csv_path: Path) -> float | None:
     return float(m.group(1)) / 100 if m else None
 
 
-def fit_and_write(csv_path: Path, dest: Path) -> tuple[Path, dict]:
+def fit_and_write(csv_path: Path, dest: Path, spec=None, device_id: str = "local") -> tuple[Path, dict]:
     """Fit the profile of the measurements in `csv_path` and write it to `dest` (an existing file
-    there is renamed, never overwritten). Returns (path written, held-out summary)."""
+    there is renamed, never overwritten). Returns (path written, held-out summary). `spec`: the
+    device's hwspec (default: this CPU, with the measured rates)."""
     from simulator.calibration import Calibration
     from simulator.local_device import detect_local
 
@@ -100,16 +126,17 @@ def fit_and_write(csv_path: Path, dest: Path) -> tuple[Path, dict]:
 
     data = read_csv(csv_path)
     peaks = measured_peaks(data.rows)
-    spec = detect_local(measured=peaks)
-    _, _, errs = held_out(spec, data.rows, "local")
+    spec = spec or detect_local(measured=peaks)
+    _, _, errs = held_out(spec, data.rows, device_id)
     held = summary(errs)
-    cal = fit_profile(spec, data.rows, "local")
+    cal = fit_profile(spec, data.rows, device_id)
     prov = data.provenance
     cal = Calibration.model_validate({
         **cal.model_dump(),
         "measured": peaks.model_dump(),
         "held_out_error": {"median": held["median"], "p90": held["p90"], "points": held["points"]},
-        "provenance": {"device": prov.get("device", spec.name), "libraries": {"torch": prov.get("torch", "")},
+        "provenance": {"device": prov.get("device", spec.name), "driver": prov.get("driver", ""),
+                       "libraries": {k: prov[k] for k in ("torch", "triton") if prov.get(k)},
                        "date": prov.get("date", datetime.date.today().isoformat()),
                        "method": prov.get("method", ""), "data": str(csv_path)},
         "note": "fitted by infercast calibrate (validate/kernel_fit.py) to this machine's kernel measurements",

@@ -262,9 +262,9 @@ def measure(path: Path, quick: bool = False, progress=None, budget_s: float | No
     return n
 
 
-def write_table(path: Path, todo: list[dict], prov: dict[str, str], pol) -> None:
+def write_table(path: Path, todo: list[dict], prov: dict[str, str], pol, work=work) -> None:
     """The kernel table: each shape's median-polished time (`pol`, timing_rounds.Polished), with
-    FLOPs and bytes, under provenance lines."""
+    FLOPs and bytes (`work` of a row), under provenance lines."""
     factors = sorted(pol.round_factor.values())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

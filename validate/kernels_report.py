@@ -26,15 +26,29 @@ def held_out_report(path: Path, seeds=(0, 1, 2)) -> dict:
     from .kernel_fit import CLASS, held_out, measured_peaks, read_csv, summary
 
     data = read_csv(path)
-    spec = detect_local(measured=measured_peaks(data.rows), use_profile=False)
+    spec, device_id = sweep_device(path)
+    spec = spec or detect_local(measured=measured_peaks(data.rows), use_profile=False)
     errs, by_class = [], {}
     for s in seeds:
-        _, test, e = held_out(spec, data.rows, "local", seed=s)
+        _, test, e = held_out(spec, data.rows, device_id, seed=s)
         errs.append(e)
         for r, x in zip(test, e):
             by_class.setdefault(CLASS[r["op"]], []).append(x)
     return {"machine": data.provenance.get("device", path.parent.name), "rows": len(data.rows),
             "all": summary(np.concatenate(errs)), "classes": {k: summary(np.array(v)) for k, v in sorted(by_class.items())}}
+
+
+def sweep_device(path: Path):
+    """(hwspec, ID) of a committed sweep: its folder names a shipped device (validate/data/h200-sxm/),
+    or (None, "local") for this machine's CPU (validate/data/local-cpu/)."""
+    from simulator.catalog import load_hardware
+    from simulator.errors import InfercastError
+
+    hw = Path(path).parent.name
+    try:
+        return load_hardware(hw), hw
+    except (InfercastError, FileNotFoundError, KeyError, ValueError):
+        return None, "local"
 
 
 def published_gemm() -> list[dict]:

@@ -84,11 +84,12 @@ def read_raw(path: Path) -> dict[str, dict[int, float]]:
 
 
 def run_rounds(jobs: list[Job], rounds: int, raw: Path, threads: int, header: dict[str, str] | None = None,
-               progress: Callable[[int, int], None] | None = None, seed: int = 0, long_rounds: int | None = None) -> int:
+               progress: Callable[[int, int], None] | None = None, seed: int = 0, long_rounds: int | None = None,
+               timer: Callable | None = None) -> int:
     """Time every (job, round) not already in `raw`, round by round; returns how many were timed.
     Jobs whose calls take LONG_S or more stop after `long_rounds` rounds (default: all): a second-
     long call varies little, while a microsecond kernel needs many rounds to average out the
-    machine's spells."""
+    machine's spells. `timer(call, job)` -> (seconds, CPU share) replaces time_call (a GPU's do_bench)."""
     raw = Path(raw)
     done = read_raw(raw)
     long_rounds = rounds if long_rounds is None else min(long_rounds, rounds)
@@ -109,7 +110,8 @@ def run_rounds(jobs: list[Job], rounds: int, raw: Path, threads: int, header: di
                     and (r < long_rounds or float(np.median(list(done.get(j.key, {0: 0.0}).values()))) < LONG_S)]
             rng.shuffle(mine)
             for j in mine:
-                t, share = time_call(j.setup(), j.budget_s, j.warm, threads)
+                fn = j.setup()
+                t, share = timer(fn, j) if timer else time_call(fn, j.budget_s, j.warm, threads)
                 w.writerow({"key": j.key, "round": r, "time_s": f"{t:.6e}", "cpu_share": f"{share:.3f}"})
                 f.flush()
                 done.setdefault(j.key, {})[r] = t
