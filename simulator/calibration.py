@@ -53,11 +53,11 @@ class GemmCal(BaseModel):
     # what a curve's size is: the GEMM's FLOPs, or its rows M (CPU BLAS: skinny GEMMs run their own,
     # slower kernels whatever N x K, so M says more about the achieved rate than FLOPs do)
     size: Literal["flops", "rows"] = "flops"
-    # a factor on that efficiency against one more GEMM dimension, N or K, when the sweep shows one:
-    # a short K amortises each output tile's set-up and write-back over fewer steps; CPU BLAS runs
-    # skinny x @ W^T some 30% slower per FLOP at N = 4096 than at N = 1024. None: no such factor
-    side: Literal["n", "k"] = "k"
-    side_efficiency: Curve | None = None
+    # factors on that efficiency against N and against K, when the sweep shows them: a short K
+    # amortises each output tile's set-up and write-back over fewer steps (CPU BLAS runs x @ W^T at
+    # M = 1 some 40% slower per byte at K = 768 than at K = 4096); None: no such factor
+    n_efficiency: Curve | None = None
+    k_efficiency: Curve | None = None
     fallback: float = Field(0.75, gt=0, le=1)
     tile_m: int = Field(128, gt=0)
     tile_n: int = Field(128, gt=0)

@@ -98,6 +98,14 @@ def all_linears(m: ModelSpec) -> list[Linear]:
     return attention_linears(m) + mlp_linears(m) + head_linears(m)
 
 
+def compute_linears(m: ModelSpec) -> list[Linear]:
+    """The linears a forward pass multiplies by: all_linears, plus a tied model's LM head -- the
+    embedding matrix used again, transposed, for the logits: no parameters of its own, but a
+    full GEMM (vocab x hidden) every step."""
+    tied = [Linear("lm_head", m.hidden_size, m.vocab_size, m.lm_head_bias, "col", 0)] if m.tie_embeddings else []
+    return all_linears(m) + tied
+
+
 def param_count(m: ModelSpec) -> int:
     return sum(x.params for x in all_linears(m)) + norm_params(m)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .attention_cost import attention_ops
-from .layers import Linear, all_linears
+from .layers import Linear, all_linears, compute_linears
 from .modelspec import ModelSpec
 from .phases import Layout, Phase, Prefill
 from .precision import Precision
@@ -64,7 +64,7 @@ def gemm(name: str, m: int, k: int, n: int, count: int, prec: Precision, weight_
 def _linear_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision) -> list[Op]:
     T, ops = rank_tokens(phase, layout), []
     moe = model.moe
-    for lin in all_linears(model):
+    for lin in compute_linears(model):
         k, n = local_shape(lin, split_degree(lin, layout))
         if lin.name == "embedding":
             continue

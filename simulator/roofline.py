@@ -49,9 +49,9 @@ class Device:
         if dtype not in g.efficiency:
             return self._measured_fraction(dtype) or g.fallback
         eff = evaluate(g.efficiency[dtype], m if g.size == "rows" else flops)
-        if g.side_efficiency is not None:
-            dim = np.asarray(n if g.side == "n" else k)
-            eff = eff * np.where(dim > 0, g.side_efficiency(dim), 1.0)
+        for dim, factor in ((n, g.n_efficiency), (k, g.k_efficiency)):
+            if factor is not None:
+                eff = eff * np.where(np.asarray(dim) > 0, factor(dim), 1.0)
         return eff
 
     def _measured_fraction(self, dtype: str) -> float | None:

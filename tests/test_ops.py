@@ -124,3 +124,16 @@ def test_lm_head_stays_16_bit_under_weight_quantisation():
     head = {o.name: o for o in build_ops(m, Decode.of(1, 10), Layout(), Precision("fp8", "fp8", "fp8"))}["lm_head"]
     assert head.dtype == "bf16"
     assert head.bytes == 4096 * 128256 * 2 + (4096 + 128256) * 2
+
+
+def test_a_tied_lm_head_still_multiplies_every_step():
+    # tied embeddings share one matrix (counted once in the parameters), but the logits are still
+    # a [tokens, hidden] x [hidden, vocab] GEMM: decode FLOPs are those of the untied model
+    untied = load_model_spec("llama-2-7b")
+    tied = untied.model_copy(update={"tie_embeddings": True})
+    assert param_count(untied) - param_count(tied) == untied.vocab_size * untied.hidden_size
+    ops = build_ops(tied, Decode.of(4, 100), Layout(), BF16)
+    head = [o for o in ops if o.name == "lm_head"]
+    assert len(head) == 1 and head[0].shape == (4, tied.vocab_size, tied.hidden_size)
+    assert flops(ops, "gemm") == flops(build_ops(untied, Decode.of(4, 100), Layout(), BF16), "gemm")
+    assert flops(head) == 2 * 4 * tied.vocab_size * tied.hidden_size

@@ -22,6 +22,10 @@ from .kernel_fit import COLUMNS
 
 GEMM_M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 GEMM_NK = [(1024, 1024), (4096, 1024), (1024, 4096), (2048, 2048)]
+# reduction lengths and widths of small and large models' projections (K 512..8192, N to 16K), at M up
+# to EXTRA_MAX_M: skinny GEMMs' rate depends on K and N, and their big-M shapes would take many seconds
+GEMM_NK_EXTRA = [(8192, 512), (512, 8192), (16384, 1024), (2048, 512)]
+EXTRA_MAX_M = 1024
 QUICK_BIG_M = 2048  # the quick sweep runs GEMMs from this M up for the first N x K only: they take seconds
 PREFILL_L = [512, 1024, 2048, 4096, 8192]
 DECODE = [(b, c) for b in (1, 4, 16) for c in (512, 2048, 8192)]
@@ -35,7 +39,8 @@ def shapes(quick: bool) -> list[dict]:
     8K prefill; the microsecond kernels cost little and need their rounds either way."""
     out = []
     for m in GEMM_M:
-        for n, k in GEMM_NK[:1] if quick and m >= QUICK_BIG_M else GEMM_NK:
+        pairs = GEMM_NK[:1] if quick and m >= QUICK_BIG_M else GEMM_NK
+        for n, k in pairs + (GEMM_NK_EXTRA if m <= EXTRA_MAX_M else []):
             out.append({"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k})
     for L in PREFILL_L[:4] if quick else PREFILL_L:
         out.append({"op": "attention_prefill", "dtype": "fp32", "batch": 1, "heads": 8, "kv_heads": 2, "q_len": L,

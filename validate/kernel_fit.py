@@ -166,8 +166,8 @@ def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibratio
     return best[0]
 
 
-# GEMM model forms, simplest first: the curve over FLOPs or over rows M, alone or times a factor over N or K
-_GEMM_FORMS = [("flops", ""), ("rows", ""), ("flops", "n"), ("rows", "n"), ("flops", "k"), ("rows", "k")]
+# GEMM model forms, simplest first: the curve over FLOPs or over rows M, alone or times factors over N and/or K
+_GEMM_FORMS = [(by, side) for side in ("", "n", "k", "nk") for by in ("flops", "rows")]
 
 
 def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side: str = "") -> tuple[Calibration, float]:
@@ -191,16 +191,18 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
         knot_sets.append(knots)
     cuts = np.cumsum([0] + [len(k) for k in knot_sets])
     n = int(cuts[-1])
-    k_knots = _side_knots(ops, side) if side else []
-    n_k = len(k_knots)
+    sides = [(d, _side_knots(ops, d)) for d in side]
+    sides = [(d, k) for d, k in sides if k]
+    side_cuts = np.cumsum([n] + [len(k) for _, k in sides])
+    n_k = int(side_cuts[-1]) - n
 
     def build(v):
         curves = [Curve(size=k, efficiency=list(np.clip(_sig(v[a:b]), 1e-4, 1.0)))
                   for k, a, b in zip(knot_sets, cuts[:-1], cuts[1:])]
         fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by)
-        if n_k:
-            kc = Curve(size=k_knots, efficiency=list(np.clip(_sig(v[n:n + n_k]), 1e-4, 1.0)))
-            fitted = fitted.model_copy(update={"gemm": fitted.gemm.model_copy(update={"side": side, "side_efficiency": kc})})
+        for (d, knots), a, b in zip(sides, side_cuts[:-1], side_cuts[1:]):
+            kc = Curve(size=knots, efficiency=list(np.clip(_sig(v[a:b]), 1e-4, 1.0)))
+            fitted = fitted.model_copy(update={"gemm": fitted.gemm.model_copy(update={f"{d}_efficiency": kc})})
         return fitted
 
     def resid(v):
@@ -216,9 +218,10 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
 
 
 def _side_knots(ops: list[Op], side: str) -> list[float]:
-    """Knots of the GEMM factor against N or K: the measured values (at most 4 spread over them);
-    none when the GEMMs share one value."""
-    ks = sorted({float(o.shape[1 if side == "n" else 2]) for o in ops if o.shape[1 if side == "n" else 2] > 0})
+    """Knots of the GEMM factor against N or K (`side` "n" or "k"): the measured values (at most 4
+    spread over them); none when the GEMMs share one value."""
+    axis = 1 if side == "n" else 2
+    ks = sorted({float(o.shape[axis]) for o in ops if o.shape[axis] > 0})
     if len(ks) < 2:
         return []
     return ks if len(ks) <= 4 else list(np.geomspace(ks[0], ks[-1], 4))

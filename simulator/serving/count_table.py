@@ -14,7 +14,7 @@ import numpy as np
 from ..attention_cost import attention_ops
 from ..calibration import evaluate
 from ..collectives import collective_seconds
-from ..layers import all_linears
+from ..layers import compute_linears
 from ..modelspec import ModelSpec
 from ..ops import (
     Op,
@@ -47,7 +47,7 @@ class _Counts:
 def _linear_ops(model: ModelSpec, n: np.ndarray, layout: Layout, prec: Precision) -> list[Op]:
     """ops._linear_ops of a decode step, on arrays (MoE expert shapes rounded element-wise)."""
     moe, ops = model.moe, []
-    for lin in all_linears(model):
+    for lin in compute_linears(model):
         k, m = local_shape(lin, split_degree(lin, layout))
         if lin.name == "embedding":
             continue

@@ -114,3 +114,32 @@ def test_decode_attention_and_elementwise_families_use_their_own_efficiency():
     assert op_time(norm, dev) == pytest.approx(1e12 / (0.1 * peak))
     assert op_time(add, dev) == pytest.approx(1e12 / (0.5 * peak))
     assert isinstance(Curve(size=[1, 2], efficiency=[0.5, 0.5]), Curve) and OpCal().overhead >= 0
+
+
+def test_a_gemm_factor_over_k_scales_the_efficiency_and_the_fit_finds_it():
+    from simulator.ops import Op
+
+    spec = load_hardware("epyc-9654")
+    truth = Calibration.model_validate({
+        "device": "t", "calibrated": True, "overlap_norm": float("inf"),
+        "gemm": {"efficiency": {"fp32": {"size": [1, 64, 4096], "efficiency": [0.1, 0.5, 0.9]}}, "size": "rows",
+                 "overhead": 0, "k_efficiency": {"size": [512, 4096], "efficiency": [0.5, 1.0]}}})
+    dev = Device(spec, truth)
+    peak = dev.peak("fp32")
+    long_k = Op("g", "gemm", 1, 2.0 * 4096 * 1024 * 4096, 1.0, "fp32", (4096, 1024, 4096))
+    short_k = Op("g", "gemm", 1, 2.0 * 4096 * 8192 * 512, 1.0, "fp32", (4096, 8192, 512))
+    # same FLOPs and rows: K = 512 runs at half the efficiency of K = 4096 (hand arithmetic: 0.9 x 0.5),
+    # times the waves of 128 x 128 tiles over 96 cores: 32 x 8 = 256 tiles in 3 waves, 32 x 64 = 2048 in 22
+    assert spec.engine.compute_units == 96
+    assert op_time(long_k, dev) == pytest.approx(long_k.flops / (0.9 * 256 / 288 * peak), rel=1e-9)
+    assert op_time(short_k, dev) == pytest.approx(short_k.flops / (0.45 * 2048 / 2112 * peak), rel=1e-9)
+    rows, rng = [], np.random.default_rng(2)
+    for m in (1, 4, 16, 64, 256, 1024, 4096):
+        for n, k in ((1024, 1024), (4096, 1024), (1024, 4096), (8192, 512), (512, 8192)):
+            r = {"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k, "flops": 2.0 * m * n * k,
+                 "bytes": 4.0 * (m * k + k * n + m * n)}
+            r["time_s"] = predict_row(spec, truth, r) * float(np.exp(rng.normal(0, 0.02)))
+            rows.append(r)
+    cal = fit_profile(spec, rows, "t")
+    assert cal.gemm.k_efficiency is not None
+    assert summary(errors(spec, cal, rows))["median"] < 0.03
