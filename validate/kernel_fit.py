@@ -195,6 +195,8 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
     sides = [(d, k) for d, k in sides if k]
     side_cuts = np.cumsum([n] + [len(k) for _, k in sides])
     n_k = int(side_cuts[-1]) - n
+    if n_k and len(mine) < 3 * (n + n_k + 1):  # factors over N or K need 3 shapes per fitted parameter
+        return cal, math.inf
 
     def build(v):
         curves = [Curve(size=k, efficiency=list(np.clip(_sig(v[a:b]), 1e-4, 1.0)))
