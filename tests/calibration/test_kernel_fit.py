@@ -134,7 +134,7 @@ def test_a_gemm_factor_over_k_scales_the_efficiency_and_the_fit_finds_it():
     assert op_time(long_k, dev) == pytest.approx(long_k.flops / (0.9 * 256 / 288 * peak), rel=1e-9)
     assert op_time(short_k, dev) == pytest.approx(short_k.flops / (0.45 * 2048 / 2112 * peak), rel=1e-9)
     rows, rng = [], np.random.default_rng(2)
-    for m in (1, 4, 16, 64, 256, 1024, 4096):
+    for m in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096):  # enough shapes for the factor's parameters
         for n, k in ((1024, 1024), (4096, 1024), (1024, 4096), (8192, 512), (512, 8192)):
             r = {"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k, "flops": 2.0 * m * n * k,
                  "bytes": 4.0 * (m * k + k * n + m * n)}
