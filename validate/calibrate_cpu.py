@@ -26,6 +26,9 @@ GEMM_NK = [(1024, 1024), (4096, 1024), (1024, 4096), (2048, 2048)]
 # to EXTRA_MAX_M: skinny GEMMs' rate depends on K and N, and their big-M shapes would take many seconds
 GEMM_NK_EXTRA = [(8192, 512), (512, 8192), (16384, 1024), (2048, 512)]
 EXTRA_MAX_M = 1024
+# tiny GEMMs, all dispatch: without them a GEMM's fixed overhead trades freely against the skinny
+# curve (fits put it at 100+ us, and a tiny Llama's 4 GEMMs per layer then took more than its step)
+GEMM_NK_SMALL, SMALL_MAX_M = [(256, 256)], 64
 QUICK_BIG_M = 2048  # the quick sweep runs GEMMs from this M up for the first N x K only: they take seconds
 PREFILL_L = [512, 1024, 2048, 4096, 8192]
 DECODE = [(b, c) for b in (1, 4, 16) for c in (512, 2048, 8192)]
@@ -40,7 +43,7 @@ def shapes(quick: bool) -> list[dict]:
     out = []
     for m in GEMM_M:
         pairs = GEMM_NK[:1] if quick and m >= QUICK_BIG_M else GEMM_NK
-        for n, k in pairs + (GEMM_NK_EXTRA if m <= EXTRA_MAX_M else []):
+        for n, k in pairs + (GEMM_NK_EXTRA if m <= EXTRA_MAX_M else []) + (GEMM_NK_SMALL if m <= SMALL_MAX_M else []):
             out.append({"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k})
     for L in PREFILL_L[:4] if quick else PREFILL_L:
         out.append({"op": "attention_prefill", "dtype": "fp32", "batch": 1, "heads": 8, "kv_heads": 2, "q_len": L,
