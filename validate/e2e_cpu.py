@@ -204,7 +204,8 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
     t0 = time.perf_counter()
     run_rounds(jobs, rounds, raw, threads, header=prov, long_rounds=min(rounds, ROUNDS[mode]),
                progress=_progress(log))
-    pol = median_polish(read_raw(raw))
+    timings = read_raw(raw)
+    pol = median_polish(timings)
     kernel_csv = out.with_name(out.stem + "-kernels.csv")
     calibrate_cpu.write_table(kernel_csv, shapes, {**prov, "method": calibrate_cpu.METHOD}, pol)
     dev, profile = fitted_device(kernel_csv)
@@ -223,7 +224,7 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
         for p in pts:
             key = _key(name, p)
             row = {"model": name, "params": _params(spec), "dtype": dtype, "phase": p.phase, "batch": p.batch,
-                   "length": p.length, "measured_s": pol.times[key], "rounds": len(read_raw(raw)[key]),
+                   "length": p.length, "measured_s": pol.times[key], "rounds": len(timings[key]),
                    "spread": pol.job_spread.get(key, 0.0), "cpu_share": shares.get(key, 1.0)}
             row["predicted_s"], row["bound"] = predict(spec, dev, prec, p)
             row["rel_error"] = row["predicted_s"] / row["measured_s"] - 1.0
