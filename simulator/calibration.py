@@ -58,6 +58,10 @@ class GemmCal(BaseModel):
     # M = 1 some 40% slower per byte at K = 768 than at K = 4096); None: no such factor
     n_efficiency: Curve | None = None
     k_efficiency: Curve | None = None
+    # factor on the rate at which a GEMM streams its operands (its memory term), against K: a GEMV
+    # (memory-bound) reads the weight as N dot products of length K, and pays each one's set-up and
+    # reduction in full; a large GEMM is compute-bound, so the factor fades by itself. None: no factor
+    k_stream_efficiency: Curve | None = None
     fallback: float = Field(0.75, gt=0, le=1)
     tile_m: int = Field(128, gt=0)
     tile_n: int = Field(128, gt=0)

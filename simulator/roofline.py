@@ -54,6 +54,11 @@ class Device:
                 eff = eff * np.where(np.asarray(dim) > 0, factor(dim), 1.0)
         return eff
 
+    def gemm_stream_efficiency(self, k):
+        """Factor on a GEMM's memory rate against its reduction length K (arrays allowed; 0: unknown)."""
+        f = self.cal.gemm.k_stream_efficiency
+        return 1.0 if f is None else np.where(np.asarray(k) > 0, f(k), 1.0)
+
     def _measured_fraction(self, dtype: str) -> float | None:
         eng = self.spec.engine
         for d in (dtype,) + (HALF if dtype in HALF else ()):
@@ -91,6 +96,8 @@ def _terms(op: Op, dev: Device):
         eff, overhead = evaluate(eff, op.flops), c.overhead
     compute = op.flops / (dev.peak(op.dtype) * eff)
     memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
+    if op.kind == "gemm":
+        memory = memory / dev.gemm_stream_efficiency(op.shape[2])
     return compute, memory, overhead
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from simulator.calibration import Calibration, Curve, MeasuredPeaks, OpCal, cali
 from simulator.config_io import load_model
 from simulator.ops import Op
 from simulator.roofline import Device, op_time
+from simulator.serving.count_table import op_seconds
 
 COLUMNS = ("op", "dtype", "m", "n", "k", "batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "elems",
            "flops", "bytes", "time_s")
@@ -77,6 +78,30 @@ def layer_model(r: dict):
         "num_layers": int(r["m"]), "num_heads": int(r["heads"]), "num_kv_heads": int(r["kv_heads"]),
         "head_dim": int(r["head_dim"]), "intermediate_size": int(r["k"]), "vocab_size": int(r["elems"]),
         "tie_embeddings": True})
+
+
+def batched(ops: list[Op]) -> list[tuple[np.ndarray, Op]]:
+    """The ops grouped by kind, phase, name and dtype, each group one Op whose FLOPs, bytes and
+    GEMM shape are arrays: (the group's positions, that Op), for batch_times."""
+    groups: dict[tuple, list[int]] = {}
+    for i, o in enumerate(ops):
+        groups.setdefault((o.kind, o.phase, o.name, o.dtype), []).append(i)
+    out = []
+    for idx in groups.values():
+        g = [ops[i] for i in idx]
+        shape = tuple(np.array([o.shape[a] for o in g], dtype=np.int64) for a in range(3))
+        out.append((np.array(idx), replace(g[0], count=1, flops=np.array([o.flops for o in g], dtype=np.float64),
+                                           bytes=np.array([o.bytes for o in g], dtype=np.float64), shape=shape)))
+    return out
+
+
+def batch_times(batches: list[tuple[np.ndarray, Op]], dev: Device, size: int) -> np.ndarray:
+    """op_time of every op of `batched` at once (count 1), in the ops' order: what a fit evaluates
+    a few thousand times."""
+    t = np.zeros(size)
+    for idx, op in batches:
+        t[idx] = op_seconds(op, dev)
+    return t
 
 
 def predict_row(spec, cal: Calibration, r: dict) -> float:
@@ -167,7 +192,8 @@ def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibratio
 
 
 # GEMM model forms, simplest first: the curve over FLOPs or over rows M, alone or times factors over N and/or K
-_GEMM_FORMS = [(by, side) for side in ("", "n", "k", "nk") for by in ("flops", "rows")]
+_GEMM_FORMS = [(by, side) for side in ("", "n", "k", "nk", "s", "ns") for by in ("flops", "rows")]
+_SIDE_FIELD = {"n": "n_efficiency", "k": "k_efficiency", "s": "k_stream_efficiency"}
 
 
 def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side: str = "") -> tuple[Calibration, float]:
@@ -204,12 +230,13 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
         fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by)
         for (d, knots), a, b in zip(sides, side_cuts[:-1], side_cuts[1:]):
             kc = Curve(size=knots, efficiency=list(np.clip(_sig(v[a:b]), 1e-4, 1.0)))
-            fitted = fitted.model_copy(update={"gemm": fitted.gemm.model_copy(update={f"{d}_efficiency": kc})})
+            fitted = fitted.model_copy(update={"gemm": fitted.gemm.model_copy(update={_SIDE_FIELD[d]: kc})})
         return fitted
 
+    batches = batched(ops)
+
     def resid(v):
-        dev = Device(spec, build(v))
-        fit = np.log(np.array([float(op_time(o, dev)) for o in ops])) - np.log(t)
+        fit = np.log(batch_times(batches, Device(spec, build(v)), len(ops))) - np.log(t)
         smooth = [np.diff(v[a:b], 2) for a, b in zip(cuts[:-1], cuts[1:])]
         return np.concatenate([fit, SMOOTH * np.concatenate(smooth)])
 
@@ -222,7 +249,7 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
 def _side_knots(ops: list[Op], side: str) -> list[float]:
     """Knots of the GEMM factor against N or K (`side` "n" or "k"): the measured values (at most 4
     spread over them); none when the GEMMs share one value."""
-    axis = 1 if side == "n" else 2
+    axis = 1 if side == "n" else 2  # "k" and "s" (the stream factor) are both against K
     ks = sorted({float(o.shape[axis]) for o in ops if o.shape[axis] > 0})
     if len(ks) < 2:
         return []

@@ -74,13 +74,13 @@ def count_ops(model: ModelSpec, layout: Layout, prec: Precision, n: np.ndarray, 
 
 
 def _waves(m: np.ndarray, n: int, dev: Device):
-    """roofline.wave_efficiency element-wise over the row counts m."""
+    """roofline.wave_efficiency element-wise over the row counts m (and columns n, an int or an array)."""
     g, units = dev.cal.gemm, dev.spec.engine.compute_units
-    if not units or n <= 0:
+    if not units:
         return 1.0
     tiles = -(-m // g.tile_m) * -(-n // g.tile_n)
-    waves = -(-tiles // units)
-    return np.where((m <= 0) | (tiles <= units), 1.0, tiles / (waves * units))
+    waves = np.maximum(-(-tiles // units), 1)
+    return np.where((m <= 0) | (np.asarray(n) <= 0) | (tiles <= units), 1.0, tiles / (waves * units))
 
 
 def op_seconds(op: Op, dev: Device):
@@ -92,7 +92,7 @@ def op_seconds(op: Op, dev: Device):
     if op.kind == "gemm":  # efficiency without waves (one tile: a factor 1.0), then the waves element-wise
         eff = dev.gemm_base_efficiency(op.dtype, op.shape[0], op.flops, op.shape[1], op.shape[2]) * _waves(op.shape[0], op.shape[1], dev)
         compute = op.flops / (dev.peak(op.dtype) * eff)
-        memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
+        memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes) * dev.gemm_stream_efficiency(op.shape[2]))
         overhead = cal.gemm.overhead
     else:
         compute, memory, overhead = _terms(op, dev)

@@ -143,3 +143,44 @@ def test_a_gemm_factor_over_k_scales_the_efficiency_and_the_fit_finds_it():
     cal = fit_profile(spec, rows, "t")
     assert cal.gemm.k_efficiency is not None
     assert summary(errors(spec, cal, rows))["median"] < 0.03
+
+
+def test_the_fit_s_batched_timing_equals_op_time_op_by_op(cpu):
+    """The fit costs every shape at once (kernel_fit.batch_times); it must be op_time's answer, on a
+    GPU spec too, where the waves of GEMM tiles matter and N varies within the batch."""
+    from validate.kernel_fit import batch_times, batched, to_op
+
+    _, rows = cpu
+    rows = [r for r in rows if r["op"] != "layer"]
+    ops = [to_op(r) for r in rows]
+    for hw in ("epyc-9654", "h200-sxm"):
+        spec = load_hardware(hw)
+        cal = Calibration.model_validate({"device": "t", "calibrated": True, **TRUTH, "gemm": {
+            **TRUTH["gemm"], "n_efficiency": {"size": [1024, 4096], "efficiency": [1.0, 0.8]},
+            "k_stream_efficiency": {"size": [512, 4096], "efficiency": [0.5, 1.0]}}})
+        dev = Device(spec, cal)
+        one_by_one = np.array([float(op_time(o, dev)) for o in ops])
+        assert len(batched(ops)) < len(ops)
+        np.testing.assert_allclose(batch_times(batched(ops), dev, len(ops)), one_by_one, rtol=1e-12)
+
+
+def test_a_stream_factor_over_k_slows_a_gemv_but_not_a_large_gemm():
+    """k_stream_efficiency divides the GEMM's memory rate: a memory-bound GEMV slows by it in full,
+    a compute-bound GEMM not at all (pure roofline: overlap_norm infinite)."""
+    from simulator.ops import Op
+
+    spec = load_hardware("epyc-9654")
+    cal = Calibration.model_validate({
+        "device": "t", "calibrated": True, "overlap_norm": float("inf"),
+        "memory": {"efficiency": 0.5, "overhead": 0},
+        "gemm": {"efficiency": {"fp32": 0.5}, "overhead": 0, "k_stream_efficiency": {"size": [512, 4096], "efficiency": [0.25, 1.0]}}})
+    dev = Device(spec, cal)
+    bw = spec.memory.device.bandwidth
+    gemv = Op("g", "gemm", 1, 2.0 * 8192 * 512, 4.0 * 8192 * 512, "fp32", (1, 8192, 512))
+    assert op_time(gemv, dev) == pytest.approx(gemv.bytes / (bw * 0.5 * 0.25), rel=1e-9)  # hand: BW x 0.5 x 0.25
+    big = Op("g", "gemm", 1, 2.0 * 4096 * 384 * 512, 4.0 * (4096 * 512 + 384 * 512 + 4096 * 384), "fp32", (4096, 384, 512))
+    # 32 x 3 tiles: one wave on 96 cores. 1.6 GFLOP at half the peak against 15.5 MB at an eighth of the
+    # bandwidth: compute wins
+    assert spec.engine.compute_units == 96
+    assert big.flops / (0.5 * dev.peak("fp32")) > 1.5 * big.bytes / (bw * 0.5 * 0.25)
+    assert op_time(big, dev) == pytest.approx(big.flops / (0.5 * dev.peak("fp32")), rel=1e-9)
