@@ -39,6 +39,43 @@ class Curve(BaseModel):
         return np.interp(np.log10(np.maximum(x, 1.0)), np.log10(self.size), self.efficiency)
 
 
+class Surface(BaseModel):
+    """GEMM efficiency over rows M and columns N: bilinear in log10 M and log10 N between the knots,
+    flat beyond them. CPU BLAS runs a wide N slower than a narrow one at middling M (its packed
+    panels of the weight stop fitting the cache) and alike at large M, which no product of a curve
+    over M and a factor over N follows."""
+
+    model_config = STRICT
+    rows: list[float]
+    cols: list[float]
+    efficiency: list[list[float]]  # [row knot][column knot]
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Surface":
+        for name, k in (("rows", self.rows), ("cols", self.cols)):
+            if not k or k[0] <= 0 or any(b <= a for a, b in zip(k, k[1:])):
+                raise ValueError(f"{name} must be non-empty, positive and increasing")
+        if len(self.efficiency) != len(self.rows) or any(len(r) != len(self.cols) for r in self.efficiency):
+            raise ValueError("efficiency needs one row of len(cols) values per rows knot")
+        if not all(0 < e <= 1 for r in self.efficiency for e in r):
+            raise ValueError("efficiency must be in (0, 1]")
+        return self
+
+    def __call__(self, m, n):
+        def weights(x, knots):  # (lower knot index, weight of the upper one), flat outside
+            g = np.log10(knots)
+            x = np.clip(np.log10(np.maximum(np.asarray(x, dtype=np.float64), 1.0)), g[0], g[-1])
+            if len(g) == 1:
+                return np.zeros(np.shape(x), dtype=np.int64), np.zeros(np.shape(x))
+            i = np.clip(np.searchsorted(g, x, side="right") - 1, 0, len(g) - 2)
+            return i, (x - g[i]) / (g[i + 1] - g[i])
+
+        (i, a), (j, b) = weights(m, self.rows), weights(n, self.cols)
+        e = np.asarray(self.efficiency)
+        i1, j1 = np.minimum(i + 1, len(self.rows) - 1), np.minimum(j + 1, len(self.cols) - 1)
+        return (e[i, j] * (1 - a) * (1 - b) + e[i1, j] * a * (1 - b) + e[i, j1] * (1 - a) * b + e[i1, j1] * a * b)
+
+
 Efficiency = Annotated[float, Field(gt=0, le=1)] | Curve
 
 
@@ -49,9 +86,10 @@ def evaluate(eff: Efficiency, size):
 class GemmCal(BaseModel):
     model_config = STRICT
     # per compute dtype; a dtype not listed uses the device's measured matmul fraction, else `fallback`
-    efficiency: dict[str, Efficiency] = Field(default_factory=dict)
+    efficiency: dict[str, Efficiency | Surface] = Field(default_factory=dict)
     # what a curve's size is: the GEMM's FLOPs, or its rows M (CPU BLAS: skinny GEMMs run their own,
-    # slower kernels whatever N x K, so M says more about the achieved rate than FLOPs do)
+    # slower kernels whatever N x K, so M says more about the achieved rate than FLOPs do); a
+    # Surface is over rows M and columns N whatever this says
     size: Literal["flops", "rows"] = "flops"
     # factors on that efficiency against N and against K, when the sweep shows them: a short K
     # amortises each output tile's set-up and write-back over fewer steps (CPU BLAS runs x @ W^T at

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .calibration import Calibration, evaluate
+from .calibration import Calibration, Surface, evaluate
 from .collectives import collective_time
 from .hwspec import HardwareSpec
 from .ops import Op
@@ -48,7 +48,8 @@ class Device:
         g = self.cal.gemm
         if dtype not in g.efficiency:
             return self._measured_fraction(dtype) or g.fallback
-        eff = evaluate(g.efficiency[dtype], m if g.size == "rows" else flops)
+        e = g.efficiency[dtype]
+        eff = e(m, n) if isinstance(e, Surface) else evaluate(e, m if g.size == "rows" else flops)
         for dim, factor in ((n, g.n_efficiency), (k, g.k_efficiency)):
             if factor is not None:
                 eff = eff * np.where(np.asarray(dim) > 0, factor(dim), 1.0)

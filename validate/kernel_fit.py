@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from simulator.calibration import Calibration, Curve, MeasuredPeaks, OpCal, calibration_dir
+from simulator.calibration import Calibration, Curve, MeasuredPeaks, OpCal, Surface, calibration_dir
 from simulator.config_io import load_model
 from simulator.ops import Op
 from simulator.roofline import Device, op_time
@@ -183,77 +183,112 @@ def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibratio
     mine = [r for r in rows if CLASS[r["op"]] == cls]
     if not mine or cls == "layer":
         return cal
-    best = None
+    best, found = None, {}
     for by, side in (_GEMM_FORMS if cls == "gemm" else [("flops", "")]):
-        fitted, cost = _fit_curve(spec, cal, mine, cls, by, side)
+        parent = found.get((by, side.replace("s", "")))  # a stream factor starts from its form without one
+        fitted, cost, found[(by, side)] = _fit_curve(spec, cal, mine, cls, by, side, parent)
         if best is None or cost < best[1] * 0.97:  # a richer form must fit clearly better
             best = (fitted, cost)
     return best[0]
 
 
-# GEMM model forms, simplest first: the curve over FLOPs or over rows M, alone or times factors over N and/or K
-_GEMM_FORMS = [(by, side) for side in ("", "n", "k", "nk", "s", "ns") for by in ("flops", "rows")]
+# GEMM model forms, simplest first: the curve over FLOPs or over rows M, alone or times factors over
+# N and/or K (on its rate: n, k; on its memory rate: s); last a surface over M and N
+_GEMM_FORMS = [(by, side) for side in ("", "n", "k", "nk", "s", "ns") for by in ("flops", "rows")] + \
+    [("surface", ""), ("surface", "s")]
 _SIDE_FIELD = {"n": "n_efficiency", "k": "k_efficiency", "s": "k_stream_efficiency"}
+ROW_GRID = [2.0**i for i in range(7)] + [4.0**i for i in range(4, 8)]  # a curve's M knots: per factor 2 to 64, then 4
+SURFACE_ROWS = [4.0**i for i in range(8)]  # a surface's M knots: per factor 4
+SURFACE_COLS = 3  # and its N knots (at most)
 
 
-def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side: str = "") -> tuple[Calibration, float]:
-    """One curve per group of rows (attention: prefill, then decode) and one overhead."""
+def _row_knots(sel: list[Op], grid: list[float]) -> list[float]:
+    """The grid's M knots within a factor 4 of the measured rows (BLAS kernels change with M's
+    register and cache blocking)."""
+    size = np.array([float(o.shape[0]) for o in sel])
+    return [x for x in grid if size.min() / 4 < x < size.max() * 4] or _knots(size, 3)
+
+
+def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side: str = "",
+               start: dict | None = None) -> tuple[Calibration, float, dict | None]:
+    """One curve per group of rows (attention: prefill, then decode), or for GEMM one surface over
+    M and N (`by` "surface"), and one overhead: (profile, fit cost, fitted parameters by block).
+    `start`: the parameters of a nested simpler form to start from (its blocks by name; a block
+    it lacks starts neutral), so that the richer form fits at least as well."""
     dtype = mine[0]["dtype"]
     ops = [to_op(r) for r in mine]
     t = np.array([r["time_s"] for r in mine])
     groups = [[o.phase != "decode" for o in ops], [o.phase == "decode" for o in ops]] if cls == "attention" \
         else [[True] * len(ops)]
-    knot_sets = []
+    knot_sets: list = []  # per group: a curve's knots, or a surface's (M knots, N knots)
     for g in groups:
         sel = [o for o, keep in zip(ops, g) if keep] or ops
-        if by == "rows":  # BLAS kernels change with M's register and cache blocking: a knot per factor 4
-            size = np.array([float(o.shape[0]) for o in sel])
-            grid = [2.0**i for i in range(7)] + [4.0**i for i in range(4, 8)]  # per factor 2 to 64, then 4
-            knots = [x for x in grid if size.min() / 4 < x < size.max() * 4] or _knots(size, 3)
+        if by == "surface":
+            cols = _side_knots(sel, "n", SURFACE_COLS)
+            if not cols:
+                return cal, math.inf, None
+            knot_sets.append((_row_knots(sel, SURFACE_ROWS), cols))
+        elif by == "rows":
+            knot_sets.append(_row_knots(sel, ROW_GRID))
         else:
             size = np.array([o.bytes if cls == "memory" else o.flops for o in sel])  # the axis op_time evaluates
-            knots = _knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)),  # fewer knots than points
-                           extend=cls in EXTEND)
-        knot_sets.append(knots)
-    cuts = np.cumsum([0] + [len(k) for k in knot_sets])
+            knot_sets.append(_knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)),  # fewer knots than points
+                                    extend=cls in EXTEND))
+    dims = [(len(k[0]), len(k[1])) if isinstance(k, tuple) else (len(k), 1) for k in knot_sets]
+    cuts = np.cumsum([0] + [r * c for r, c in dims])
     n = int(cuts[-1])
     sides = [(d, _side_knots(ops, d)) for d in side]
     sides = [(d, k) for d, k in sides if k]
     side_cuts = np.cumsum([n] + [len(k) for _, k in sides])
     n_k = int(side_cuts[-1]) - n
-    if n_k and len(mine) < 3 * (n + n_k + 1):  # factors over N or K need 3 shapes per fitted parameter
-        return cal, math.inf
+    if (n_k or by == "surface") and len(mine) < 2 * (n + n_k + 1):  # richer forms: 2 shapes per fitted parameter
+        return cal, math.inf, None
 
     def build(v):
-        curves = [Curve(size=k, efficiency=list(np.clip(_sig(v[a:b]), 1e-4, 1.0)))
-                  for k, a, b in zip(knot_sets, cuts[:-1], cuts[1:])]
-        fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by)
+        curves = []
+        for k, a, b in zip(knot_sets, cuts[:-1], cuts[1:]):
+            e = np.clip(_sig(v[a:b]), 1e-4, 1.0)
+            curves.append(Surface(rows=k[0], cols=k[1], efficiency=e.reshape(len(k[0]), len(k[1])).tolist())
+                          if isinstance(k, tuple) else Curve(size=k, efficiency=list(e)))
+        fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, "rows" if by == "surface" else by)
         for (d, knots), a, b in zip(sides, side_cuts[:-1], side_cuts[1:]):
             kc = Curve(size=knots, efficiency=list(np.clip(_sig(v[a:b]), 1e-4, 1.0)))
             fitted = fitted.model_copy(update={"gemm": fitted.gemm.model_copy(update={_SIDE_FIELD[d]: kc})})
         return fitted
 
+    def smooth(v):  # second differences of each curve, and of a surface along M and along N
+        out = []
+        for (r, c), a, b in zip(dims, cuts[:-1], cuts[1:]):
+            x = v[a:b].reshape(r, c)
+            out += [np.diff(x, 2, axis=0).ravel()] + ([np.diff(x, 2, axis=1).ravel()] if c > 2 else [])
+        return np.concatenate(out)
+
     batches = batched(ops)
 
     def resid(v):
         fit = np.log(batch_times(batches, Device(spec, build(v)), len(ops))) - np.log(t)
-        smooth = [np.diff(v[a:b], 2) for a, b in zip(cuts[:-1], cuts[1:])]
-        return np.concatenate([fit, SMOOTH * np.concatenate(smooth)])
+        return np.concatenate([fit, SMOOTH * smooth(v)])
 
-    x0 = [_logit(0.5)] * n + [_logit(0.9)] * n_k + [math.log(4.0)]
+    blocks = ["curve"] + [d for d, _ in sides] + ["overhead"]
+    sizes = [n] + [len(k) for _, k in sides] + [1]
+    neutral = {"curve": _logit(0.5), "n": _logit(0.9), "k": _logit(0.9), "s": _logit(0.98), "overhead": math.log(4.0)}
+    start = start or {}
+    x0 = np.concatenate([start[b] if b in start and len(start[b]) == m else np.full(m, neutral[b])
+                         for b, m in zip(blocks, sizes)])
     bounds = ([-9.0] * (n + n_k) + [math.log(0.01)], [9.0] * (n + n_k) + [math.log(10_000.0)])  # overhead 0.01 us..10 ms
     fit = least_squares(resid, x0, bounds=bounds, loss="soft_l1", f_scale=0.1, max_nfev=400)
-    return build(fit.x), float(fit.cost)
+    params = dict(zip(blocks, np.split(fit.x, np.cumsum(sizes)[:-1])))
+    return build(fit.x), float(fit.cost), params
 
 
-def _side_knots(ops: list[Op], side: str) -> list[float]:
-    """Knots of the GEMM factor against N or K (`side` "n" or "k"): the measured values (at most 4
-    spread over them); none when the GEMMs share one value."""
+def _side_knots(ops: list[Op], side: str, most: int = 4) -> list[float]:
+    """Knots of the GEMM factor against N or K (`side` "n" or "k"): the measured values (at most
+    `most` spread over them); none when the GEMMs share one value."""
     axis = 1 if side == "n" else 2  # "k" and "s" (the stream factor) are both against K
     ks = sorted({float(o.shape[axis]) for o in ops if o.shape[axis] > 0})
     if len(ks) < 2:
         return []
-    return ks if len(ks) <= 4 else list(np.geomspace(ks[0], ks[-1], 4))
+    return ks if len(ks) <= most else list(np.geomspace(ks[0], ks[-1], most))
 
 
 def fit_profile(spec, rows: list[dict], device_id: str, base: Calibration | None = None) -> Calibration:

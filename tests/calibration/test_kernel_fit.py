@@ -184,3 +184,38 @@ def test_a_stream_factor_over_k_slows_a_gemv_but_not_a_large_gemm():
     assert spec.engine.compute_units == 96
     assert big.flops / (0.5 * dev.peak("fp32")) > 1.5 * big.bytes / (bw * 0.5 * 0.25)
     assert op_time(big, dev) == pytest.approx(big.flops / (0.5 * dev.peak("fp32")), rel=1e-9)
+
+
+def test_a_surface_interpolates_bilinearly_in_log_m_and_log_n():
+    from simulator.calibration import Surface
+
+    s = Surface(rows=[1, 100], cols=[10, 1000], efficiency=[[0.1, 0.2], [0.5, 0.9]])
+    assert s(1, 10) == pytest.approx(0.1) and s(100, 1000) == pytest.approx(0.9)
+    # M = 10 and N = 100 lie halfway in log10 on both axes: the mean of the four corners
+    assert s(10, 100) == pytest.approx((0.1 + 0.2 + 0.5 + 0.9) / 4)
+    assert s(1e6, 1) == pytest.approx(0.5)  # flat beyond the knots: the M = 100, N = 10 corner
+    np.testing.assert_allclose(s(np.array([1, 10, 100]), np.array([10, 100, 1000])), [0.1, 0.425, 0.9])
+    with pytest.raises(ValueError):
+        Surface(rows=[1, 100], cols=[10], efficiency=[[0.1, 0.2], [0.5, 0.9]])
+
+
+def test_the_fit_finds_a_gemm_surface_over_m_and_n_when_n_matters_only_at_middling_m():
+    """A made-up CPU whose wide GEMMs are slow at M = 64 but not at M = 1 or 4096: no curve times a
+    factor over N follows it, the surface form does."""
+    spec = load_hardware("epyc-9654")
+    truth = Calibration.model_validate({
+        "device": "t", "calibrated": True, "overlap_norm": 4.0,
+        "gemm": {"efficiency": {"fp32": {"rows": [1, 64, 4096], "cols": [512, 16384],
+                                         "efficiency": [[0.1, 0.1], [0.6, 0.3], [0.9, 0.9]]}}, "overhead": "5 us"}})
+    rows, rng = [], np.random.default_rng(3)
+    for m in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
+        for n, k in ((512, 4096), (1024, 1024), (4096, 1024), (16384, 1024), (2048, 2048)):
+            r = {"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k, "flops": 2.0 * m * n * k,
+                 "bytes": 4.0 * (m * k + k * n + m * n)}
+            r["time_s"] = predict_row(spec, truth, r) * float(np.exp(rng.normal(0, 0.02)))
+            rows.append(r)
+    cal = fit_profile(spec, rows, "t")
+    from simulator.calibration import Surface
+
+    assert isinstance(cal.gemm.efficiency["fp32"], Surface)
+    assert summary(errors(spec, cal, rows))["median"] < 0.03
