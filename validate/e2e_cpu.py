@@ -182,7 +182,7 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
     from simulator.precision import resolve_precision
 
     from . import calibrate_cpu
-    from .timing_rounds import median_polish, read_raw, run_rounds
+    from .timing_rounds import median_polish, read_header, read_raw, run_rounds
 
     mode = "quick" if quick else "full"
     out = Path(out)
@@ -195,6 +195,10 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
     prov["load_before"] = _load()
     prov["allocator"] = "glibc mallopt: mmap threshold 32 MiB, no trim" if _quiet_allocator() else "default"
     out, raw = _files(out, prov, force, resume, log)
+    resumed = raw.exists()
+    if resumed:  # the measurement's own date and load, not the resume's
+        kept = read_header(raw)
+        prov.update({k: kept[k] for k in ("date", "load_before") if k in kept})
     plan = points or {m: PLANS[mode][m] for m in models}
     shapes = calibrate_cpu.shapes(quick) if kernel_shapes is None else kernel_shapes
     rounds = rounds or calibrate_cpu.ROUNDS[mode]
@@ -216,7 +220,8 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
                  + f"; memory {dev.mem_bandwidth / 1e9:.1f} GB/s",
                  "rounds": str(len(factors)), "round_speed": f"x{factors[0]:.3f} to x{factors[-1]:.3f} of the median round",
                  "noise": f"median |residual| after job and round effects {100 * pol.spread:.1f}%",
-                 "measure_seconds": f"{time.perf_counter() - t0:.0f}", "load_after": _load()})
+                 "measure_seconds": f"{time.perf_counter() - t0:.0f}" + (" (this resumed run)" if resumed else ""),
+                 "load_after": _load()})
     shares = _shares(raw)
     rows = []
     for name, pts in plan.items():

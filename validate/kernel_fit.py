@@ -179,17 +179,58 @@ def _with(cal: Calibration, cls: str, curves: list[Curve], overhead: float, dtyp
 
 def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibration:
     """Fit one class's curve and overhead (memory: copies, whose curve every op's traffic then uses).
-    GEMM tries its curve over FLOPs and over rows M and keeps the better fit."""
+    GEMM fits each of its model forms; among the best few by fit cost, cross-validation picks the
+    one that predicts shapes it was not fitted to best (a richer form always fits its own shapes
+    better, and its extra parameters may only chase their noise)."""
     mine = [r for r in rows if CLASS[r["op"]] == cls]
     if not mine or cls == "layer":
         return cal
-    best, found = None, {}
-    for by, side in (_GEMM_FORMS if cls == "gemm" else [("flops", "")]):
-        parent = found.get((by, side.replace("s", "")))  # a stream factor starts from its form without one
-        fitted, cost, found[(by, side)] = _fit_curve(spec, cal, mine, cls, by, side, parent)
-        if best is None or cost < best[1] * 0.97:  # a richer form must fit clearly better
-            best = (fitted, cost)
-    return best[0]
+    fits = _fit_forms(spec, cal, mine, cls, _GEMM_FORMS if cls == "gemm" else [("flops", "")])
+    ranked = sorted((c, i) for i, (_, c, _) in enumerate(fits) if math.isfinite(c))
+    if not ranked:
+        return fits[0][0]
+    if CV_FOLDS and len(ranked) > 1 and len(mine) >= 6 * CV_FOLDS:
+        forms = [fits[i][2] for _, i in ranked[:CV_CANDIDATES]]
+        scores = [_cv_error(spec, cal, mine, cls, f) for f in forms]
+        return fits[ranked[int(np.argmin(scores))][1]][0]
+    return fits[ranked[0][1]][0]
+
+
+CV_FOLDS = 3  # folds of the cross-validation that picks a GEMM form (0: the lowest fit cost)
+CV_CANDIDATES = 4  # forms, by fit cost, that it compares
+
+
+def _fit_forms(spec, cal: Calibration, mine: list[dict], cls: str, forms, counted: bool = True) -> list[tuple]:
+    """(profile, fit cost, form) per form; a form with a stream factor starts from its form without.
+    `counted`: hold richer forms to their shapes-per-parameter rule (a cross-validation fold does not:
+    the rule was met by the whole set its form is chosen for)."""
+    out, found = [], {}
+    for by, side in forms:
+        parent = found.get((by, side.replace("s", "")))
+        fitted, cost, found[(by, side)] = _fit_curve(spec, cal, mine, cls, by, side, parent, counted)
+        out.append((fitted, cost, (by, side)))
+    return out
+
+
+def _cv_error(spec, cal: Calibration, mine: list[dict], cls: str, form: tuple[str, str]) -> float:
+    """Median |log error| of `form` on each fold's shapes, fitted to the other folds (shuffled with a
+    fixed seed: the choice is reproducible): the statistic the held-out report judges; inf where a
+    fold's fit fails."""
+    idx = np.random.default_rng(12345).permutation(len(mine))
+    errs = []
+    for f in range(CV_FOLDS):
+        test = set(idx[f::CV_FOLDS].tolist())
+        train = [r for i, r in enumerate(mine) if i not in test]
+        fitted, cost = _fit_forms(spec, cal, train, cls, [(form[0], side) for side in _parents(form[1])], False)[-1][:2]
+        if not math.isfinite(cost):
+            return math.inf
+        errs += list(np.log1p(errors(spec, fitted, [mine[i] for i in sorted(test)])))
+    return float(np.median(np.abs(errs)))
+
+
+def _parents(side: str) -> list[str]:
+    """The forms to fit on the way to `side`: its form without the stream factor first, if it has one."""
+    return [side.replace("s", ""), side] if "s" in side else [side]
 
 
 # GEMM model forms, simplest first: the curve over FLOPs or over rows M, alone or times factors over
@@ -210,7 +251,7 @@ def _row_knots(sel: list[Op], grid: list[float]) -> list[float]:
 
 
 def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side: str = "",
-               start: dict | None = None) -> tuple[Calibration, float, dict | None]:
+               start: dict | None = None, counted: bool = True) -> tuple[Calibration, float, dict | None]:
     """One curve per group of rows (attention: prefill, then decode), or for GEMM one surface over
     M and N (`by` "surface"), and one overhead: (profile, fit cost, fitted parameters by block).
     `start`: the parameters of a nested simpler form to start from (its blocks by name; a block
@@ -241,7 +282,7 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
     sides = [(d, k) for d, k in sides if k]
     side_cuts = np.cumsum([n] + [len(k) for _, k in sides])
     n_k = int(side_cuts[-1]) - n
-    if (n_k or by == "surface") and len(mine) < 2 * (n + n_k + 1):  # richer forms: 2 shapes per fitted parameter
+    if counted and (n_k or by == "surface") and len(mine) < 2 * (n + n_k + 1):  # richer forms: 2 shapes per parameter
         return cal, math.inf, None
 
     def build(v):
