@@ -6,10 +6,12 @@ roofline.op_time, so the fitted profile means exactly what the simulator will do
 class an efficiency curve (piecewise linear in log10 of FLOPs, or of bytes for memory traffic, at
 fixed knots spanning the data) and a fixed overhead are fitted by scipy least_squares on log
 residuals (soft-L1 loss), in order: memory (copies) -> norms -> activations (each their own
-elementwise family) -> GEMM (curve over FLOPs or over rows M, whichever fits, times a factor
-against the reduction length K when the sweep has several) -> attention (a
-prefill and a decode curve: a KV read is not a FlashAttention tile loop; one overhead). The
-held-out error fits on a random 70% of the rows and predicts the other 30%."""
+elementwise family) -> GEMM (a curve over FLOPs or rows M, times factors over N and K, or a
+surface over M and N; its memory rate may take a factor over K; the form is chosen by 3-fold
+cross-validation among the four that fit best) -> attention (a prefill and a decode curve: a KV
+read is not a FlashAttention tile loop; one overhead). Every shape is costed at once
+(batch_times), so a fit takes well under a second. The held-out error fits on a random 70% of
+the rows and predicts the other 30%."""
 
 from __future__ import annotations
 
