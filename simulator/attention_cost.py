@@ -82,11 +82,16 @@ def _prefill(model: ModelSpec, ph: Prefill, layout: Layout, prec: Precision, til
     return flops / layout.cp, (reads * per_key + q_o) / layout.cp
 
 
+def _decode_keys(model: ModelSpec, ph: Decode, layout: Layout):
+    """Keys one rank's decode attention reads, over all sequences: (S,) or a scalar."""
+    ctx = ph.context_lens if model.sliding_window is None else np.minimum(ph.context_lens, model.sliding_window)
+    return ctx.sum(axis=-1).astype(np.float64) / layout.cp
+
+
 def _decode(model: ModelSpec, ph: Decode, layout: Layout, prec: Precision):
     """One rank's decode attention: under context parallelism it attends its 1/cp shard of the keys."""
     heads = model.num_heads // layout.tp
-    ctx = ph.context_lens if model.sliding_window is None else np.minimum(ph.context_lens, model.sliding_window)
-    keys = ctx.sum(axis=-1).astype(np.float64) / layout.cp  # (S,) or scalar
+    keys = _decode_keys(model, ph, layout)
     if model.mla is not None:  # absorbed: scores over latent+rope, values over the latent
         a = model.mla
         flops = 2.0 * heads * (2 * a.kv_lora_rank + a.qk_rope_head_dim) * keys
@@ -102,10 +107,12 @@ def attention_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precisio
 
     L = model.num_layers
     attn = head_split(layout)
+    context = 0.0
     if isinstance(phase, Prefill):
         flops, nbytes = _prefill(model, phase, attn, prec, query_tile)
     else:
         flops, nbytes = _decode(model, phase, attn, prec)
+        context = _decode_keys(model, phase, attn) / np.maximum(phase.sequences, 1)
     # RoPE on q and k, then the new tokens' K and V (or latent) written to the cache
     dqk, _ = _head_dims(model)
     rope_heads = model.num_heads // layout.tp + (0 if model.mla else -(-model.num_kv_heads // layout.tp))
@@ -116,5 +123,5 @@ def attention_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precisio
         Op("rope_kv_write", "elementwise", L, 4.0 * tokens * rope_heads * dqk, rope_bytes + kv_write,
            prec.attention_dtype),
         Op("attention", "attention", L, flops, nbytes, prec.attention_dtype,
-           phase="prefill" if isinstance(phase, Prefill) else "decode"),
+           phase="prefill" if isinstance(phase, Prefill) else "decode", context=context),
     ]

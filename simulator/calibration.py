@@ -128,9 +128,16 @@ class ElementwiseCal(OpCal):
 class AttentionCal(OpCal):
     query_tile: int = Field(128, gt=0)  # FlashAttention query rows per thread block (Dao 2023)
     decode_efficiency: Efficiency | None = None  # decode attention (a KV read) when it differs; None: `efficiency`
+    # what a decode curve's size is: its FLOPs, or the keys each sequence attends (at equal FLOPs
+    # this CPU's SDPA runs batch 1 x 8K keys 1.7x slower than batch 16 x 512)
+    decode_size: Literal["flops", "context"] = "flops"
 
     def eff(self, decode: bool) -> Efficiency:
         return self.decode_efficiency if decode and self.decode_efficiency is not None else self.efficiency
+
+    def decode_rate(self, flops, context):
+        """The decode efficiency at these FLOPs and keys per sequence (arrays allowed)."""
+        return evaluate(self.eff(True), context if self.decode_size == "context" else flops)
 
 
 class CollectiveCal(BaseModel):

@@ -32,6 +32,7 @@ class Op:
     span: int = 0  # devices the group is spread over, for the link it takes (0: the group itself)
     hidden_under: str = ""  # runs under this op (ring attention's K/V passing): only its excess counts
     phase: str = ""  # attention: "prefill" or "decode" (their kernels calibrate apart)
+    context: Any = 0.0  # decode attention: keys each sequence attends on this device (mean; an array over steps)
 
 
 def local_shape(lin: Linear, tp: int) -> tuple[int, int]:

@@ -93,8 +93,11 @@ def _terms(op: Op, dev: Device):
         eff, overhead = dev.gemm_efficiency(op.dtype, op.shape[0], op.shape[1], op.flops, op.shape[2]), cal.gemm.overhead
     else:
         c = cal.attention if op.kind == "attention" else cal.memory if op.kind == "memory" else cal.elementwise.of(op.name)
-        eff = cal.attention.eff(op.phase == "decode") if op.kind == "attention" else c.efficiency
-        eff, overhead = evaluate(eff, op.flops), c.overhead
+        if op.kind == "attention" and op.phase == "decode":
+            eff = cal.attention.decode_rate(op.flops, op.context)
+        else:
+            eff = evaluate(cal.attention.efficiency if op.kind == "attention" else c.efficiency, op.flops)
+        overhead = c.overhead
     compute = op.flops / (dev.peak(op.dtype) * eff)
     memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
     if op.kind == "gemm":

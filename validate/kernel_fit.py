@@ -9,7 +9,8 @@ residuals (soft-L1 loss), in order: memory (copies) -> norms -> activations (eac
 elementwise family) -> GEMM (a curve over FLOPs or rows M, times factors over N and K, or a
 surface over M and N; its memory rate may take a factor over K; the form is chosen by 3-fold
 cross-validation among the four that fit best) -> attention (a prefill and a decode curve: a KV
-read is not a FlashAttention tile loop; one overhead). Every shape is costed at once
+read is not a FlashAttention tile loop; the decode curve over FLOPs or over the keys each sequence
+attends, whichever fits; one overhead). Every shape is costed at once
 (batch_times), so a fit takes well under a second. The held-out error fits on a random 70% of
 the rows and predicts the other 30%."""
 
@@ -67,7 +68,9 @@ def to_op(r: dict) -> Op:
     kind = KIND[r["op"]]
     shape = (int(r["m"]), int(r["n"]), int(r["k"])) if kind == "gemm" else (0, 0, 0)
     phase = {"attention_prefill": "prefill", "attention_decode": "decode"}.get(r["op"], "")
-    return Op(NAME.get(r["op"], r["op"]), kind, 1, float(r["flops"]), float(r["bytes"]), r["dtype"], shape, phase=phase)
+    context = float(r.get("kv_len", 0)) if phase == "decode" else 0.0  # keys per sequence
+    return Op(NAME.get(r["op"], r["op"]), kind, 1, float(r["flops"]), float(r["bytes"]), r["dtype"], shape, phase=phase,
+              context=context)
 
 
 def layer_model(r: dict):
@@ -93,7 +96,8 @@ def batched(ops: list[Op]) -> list[tuple[np.ndarray, Op]]:
         g = [ops[i] for i in idx]
         shape = tuple(np.array([o.shape[a] for o in g], dtype=np.int64) for a in range(3))
         out.append((np.array(idx), replace(g[0], count=1, flops=np.array([o.flops for o in g], dtype=np.float64),
-                                           bytes=np.array([o.bytes for o in g], dtype=np.float64), shape=shape)))
+                                           bytes=np.array([o.bytes for o in g], dtype=np.float64), shape=shape,
+                                           context=np.array([o.context for o in g], dtype=np.float64))))
     return out
 
 
@@ -167,10 +171,11 @@ def _knots(sizes: np.ndarray, n: int, extend: bool = True) -> list[float]:
 def _with(cal: Calibration, cls: str, curves: list[Curve], overhead: float, dtype: str, by: str = "flops") -> Calibration:
     if cls == "gemm":
         g = cal.gemm.model_copy(update={"efficiency": {**cal.gemm.efficiency, dtype: curves[0]}, "overhead": overhead,
-                                        "size": by})
+                                        "size": "rows" if by == "surface" else by})
         return cal.model_copy(update={"gemm": g})
     if cls == "attention":  # prefill and decode curves, one kernel overhead
-        a = cal.attention.model_copy(update={"efficiency": curves[0], "decode_efficiency": curves[1], "overhead": overhead})
+        a = cal.attention.model_copy(update={"efficiency": curves[0], "decode_efficiency": curves[1], "overhead": overhead,
+                                             "decode_size": "context" if by == "context" else "flops"})
         return cal.model_copy(update={"attention": a})
     if cls in ("norm", "act"):
         e = cal.elementwise
@@ -187,7 +192,7 @@ def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibratio
     mine = [r for r in rows if CLASS[r["op"]] == cls]
     if not mine or cls == "layer":
         return cal
-    fits = _fit_forms(spec, cal, mine, cls, _GEMM_FORMS if cls == "gemm" else [("flops", "")])
+    fits = _fit_forms(spec, cal, mine, cls, _FORMS.get(cls, [("flops", "")]))
     ranked = sorted((c, i) for i, (_, c, _) in enumerate(fits) if math.isfinite(c))
     if not ranked:
         return fits[0][0]
@@ -240,6 +245,8 @@ def _parents(side: str) -> list[str]:
 _GEMM_FORMS = [(by, side) for side in ("", "n", "k", "nk", "s", "ns") for by in ("flops", "rows")] + \
     [("surface", ""), ("surface", "s")]
 _SIDE_FIELD = {"n": "n_efficiency", "k": "k_efficiency", "s": "k_stream_efficiency"}
+# attention: the decode curve over FLOPs, or over the keys each sequence attends
+_FORMS = {"gemm": _GEMM_FORMS, "attention": [("flops", ""), ("context", "")]}
 ROW_GRID = [2.0**i for i in range(7)] + [4.0**i for i in range(4, 8)]  # a curve's M knots: per factor 2 to 64, then 4
 SURFACE_ROWS = [4.0**i for i in range(8)]  # a surface's M knots: per factor 4
 SURFACE_COLS = 3  # and its N knots (at most)
@@ -264,9 +271,12 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
     groups = [[o.phase != "decode" for o in ops], [o.phase == "decode" for o in ops]] if cls == "attention" \
         else [[True] * len(ops)]
     knot_sets: list = []  # per group: a curve's knots, or a surface's (M knots, N knots)
-    for g in groups:
+    for gi, g in enumerate(groups):
         sel = [o for o, keep in zip(ops, g) if keep] or ops
-        if by == "surface":
+        if by == "context" and gi == 1:  # attention's decode curve over keys per sequence, flat beyond the data
+            size = np.array([o.context for o in sel])
+            knot_sets.append(_knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)), extend=False))
+        elif by == "surface":
             cols = _side_knots(sel, "n", SURFACE_COLS)
             if not cols:
                 return cal, math.inf, None
@@ -293,7 +303,7 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
             e = np.clip(_sig(v[a:b]), 1e-4, 1.0)
             curves.append(Surface(rows=k[0], cols=k[1], efficiency=e.reshape(len(k[0]), len(k[1])).tolist())
                           if isinstance(k, tuple) else Curve(size=k, efficiency=list(e)))
-        fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, "rows" if by == "surface" else by)
+        fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by)
         for (d, knots), a, b in zip(sides, side_cuts[:-1], side_cuts[1:]):
             kc = Curve(size=knots, efficiency=list(np.clip(_sig(v[a:b]), 1e-4, 1.0)))
             fitted = fitted.model_copy(update={"gemm": fitted.gemm.model_copy(update={_SIDE_FIELD[d]: kc})})

@@ -91,20 +91,23 @@ class StepModel:
         self._pa, self._pb = float(p1.flops), float(p2.bytes - p1.bytes)  # probes: (P, R) = (1, 1), (2, 2)
         self._pc = float(p1.bytes) - self._pb
         self._peak = self.dev.peak(one.dtype)
+        self._ctx_key = float(one.context)  # keys per sequence on a rank, per key of the step (1 / cp)
 
-    def _attention(self, flops, nbytes):
-        """Seconds of all layers' decode attention from one layer's FLOPs and bytes (arrays)."""
+    def _attention(self, flops, nbytes, context):
+        """Seconds of all layers' decode attention from one layer's FLOPs, bytes and keys per
+        sequence (arrays)."""
         cal, dev = self.dev.cal, self.dev
-        compute = flops / (self._peak * evaluate(cal.attention.eff(True), flops))
+        compute = flops / (self._peak * cal.attention.decode_rate(flops, context))
         memory = nbytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, nbytes))
         return self._count * (combine(compute, memory, cal.overlap_norm) + cal.attention.overhead)
 
-    def _attention1(self, flops: float, nbytes: float, decode: bool = True) -> float:
-        """All layers' attention of one step (decode rows, or `decode` False: prompt chunks), in
-        plain floats (the hot path of mixed steps)."""
+    def _attention1(self, flops: float, nbytes: float, decode: bool = True, context: float = 0.0) -> float:
+        """All layers' attention of one step (decode rows with `context` keys each, or `decode`
+        False: prompt chunks), in plain floats (the hot path of mixed steps)."""
         cal = self.dev.cal
         if self._fast is None:
-            ce, me = evaluate(cal.attention.eff(decode), flops), evaluate(cal.memory.efficiency, nbytes)
+            ce = cal.attention.decode_rate(flops, context) if decode else evaluate(cal.attention.efficiency, flops)
+            me = evaluate(cal.memory.efficiency, nbytes)
             compute = flops / (self._peak * float(ce))
             memory = nbytes / (self.dev.mem_bandwidth * float(me))
             return self._count * (combine(float(compute), float(memory), cal.overlap_norm) + cal.attention.overhead)
@@ -193,7 +196,7 @@ class StepModel:
         # one layer's attention: FLOPs a K, bytes b K + c B (integers, so exact in any order)
         fb = self._per_key @ rows_keys
         if self._fast is None:
-            out[0] = self._attention(fb[0], fb[1])
+            out[0] = self._attention(fb[0], fb[1], rows_keys[1] * self._ctx_key / np.maximum(rows_keys[0], 1))
         else:
             tm = fb * self._fast_rates  # compute and memory seconds
             p = self._fast[2]
@@ -256,7 +259,7 @@ class StepModel:
         if rows:
             t1, f1, b1 = self.by_rows(-rows)
             flops, nbytes = self._a * keys, self._b * keys + self._c * rows
-            t += t1 + self._attention1(flops, nbytes)
+            t += t1 + self._attention1(flops, nbytes, context=keys * self._ctx_key / rows)
             f += f1 + self._count * flops
             b += b1 + self._count * nbytes
         return float(t), float(f), float(b)
@@ -276,7 +279,7 @@ class StepModel:
             r = -(-rows // m)
             t1, f1, b1 = self.by_rows(-r)
             flops, nbytes = self._a * keys / m, self._b * keys / m + self._c * r
-            t += t1 + self._attention1(flops, nbytes)
+            t += t1 + self._attention1(flops, nbytes, context=keys / m * self._ctx_key / r)
             f += f1 + self._count * flops
             b += b1 + self._count * nbytes
         return float(t), float(f * m), float(b * m)

@@ -24,7 +24,7 @@ def _rows():
                     "bytes": 4.0 * (2 * 8 * L * 64 + 2 * 2 * L * 64)})
     for b in (1, 4, 16):
         for c in (512, 2048, 8192):
-            out.append({"op": "attention_decode", "dtype": "fp32", "flops": 4.0 * b * 16 * 64 * c,
+            out.append({"op": "attention_decode", "dtype": "fp32", "batch": b, "kv_len": c, "flops": 4.0 * b * 16 * 64 * c,
                         "bytes": 4.0 * (2 * b * 16 * 64 + 2 * b * 4 * c * 64)})
     for e in (2**p for p in range(12, 25, 2)):
         out.append({"op": "copy", "dtype": "fp32", "flops": 0.0, "bytes": 8.0 * e})
@@ -157,7 +157,9 @@ def test_the_fit_s_batched_timing_equals_op_time_op_by_op(cpu):
         spec = load_hardware(hw)
         cal = Calibration.model_validate({"device": "t", "calibrated": True, **TRUTH, "gemm": {
             **TRUTH["gemm"], "n_efficiency": {"size": [1024, 4096], "efficiency": [1.0, 0.8]},
-            "k_stream_efficiency": {"size": [512, 4096], "efficiency": [0.5, 1.0]}}})
+            "k_stream_efficiency": {"size": [512, 4096], "efficiency": [0.5, 1.0]}},
+            "attention": {**TRUTH["attention"], "decode_size": "context",
+                          "decode_efficiency": {"size": [512, 8192], "efficiency": [0.3, 0.1]}}})
         dev = Device(spec, cal)
         one_by_one = np.array([float(op_time(o, dev)) for o in ops])
         assert len(batched(ops)) < len(ops)

@@ -92,3 +92,36 @@ def test_counts_costed_one_by_one_equal_the_tables():
         for a, b in ((tab.by_tokens(n), one.by_tokens(n)), (tab.by_rows(n), one.by_rows(n)), (tab.by_rows(-n), one.by_rows(-n))):
             assert a == pytest.approx(b, rel=1e-12, abs=0.0)
     assert 8192 in one._by_tokens and 8193 not in one._by_tokens  # costed alone, not a block
+
+
+@pytest.mark.parametrize("layout", [Layout(), Layout(tp=2, cp=2)])
+def test_a_decode_curve_over_keys_per_sequence_costs_alike_in_the_step_model(layout):
+    """decode_size "context": decode attention's efficiency follows the keys each sequence attends,
+    in the operator model and in the serving step model's own decode path alike."""
+    from simulator.calibration import Curve
+    from simulator.roofline import Device, op_time
+
+    m, dev = load_model_spec("llama-3.1-8b"), device("h100-sxm")
+    att = dev.cal.attention.model_copy(update={
+        "decode_efficiency": Curve(size=[512, 8192], efficiency=[0.006, 0.002]), "decode_size": "context"})
+    dev = Device(dev.spec, dev.cal.model_copy(update={"attention": att, "overlap_norm": float("inf")}))
+    prec = resolve_precision(dev.spec, "bf16")
+    sm = StepModel(m, dev, layout, prec)
+    ctx = np.array([100, 5000, 20000])
+    assert sm.time([], ctx, 3) == pytest.approx(float(step_time(m, dev, Decode(ctx), layout, prec).total_s), rel=1e-12)
+    rows, keys = np.array([16, 3, 1]), np.array([16 * 512, 3 * 5000, 8192])
+    out = np.empty((3, len(rows)))
+    sm.decode_into(out, np.array([rows, keys]))
+    for j in range(len(rows)):
+        assert tuple(out[:, j]) == pytest.approx(sm.cost_keys([], int(rows[j]), float(keys[j]), int(rows[j])), rel=1e-12)
+
+    def attention(contexts):
+        ops = sm._ops(Decode(np.array(contexts)))
+        return next(float(op_time(o, dev)) for o in ops if o.name == "attention")
+    # the same keys and FLOPs: one sequence of 8192 keys (per rank: 8192 / cp) against 16 of 512
+    one, many = attention([8192]), attention([512] * 16)
+    if layout.cp == 1:  # compute-bound at these efficiencies (134 MFLOP a layer at 0.2% of 989 TFLOP/s: 68 us,
+        # against 8 us for its 33.5 MB of KV): the time goes as 1 / efficiency, 0.002 against 0.006
+        over = dev.cal.attention.overhead * 32
+        assert (one - over) / (many - over) == pytest.approx(3.0, rel=0.05)
+    assert one > many
