@@ -32,7 +32,9 @@ EXTRA_MAX_M = 1024
 GEMM_NK_SMALL, SMALL_MAX_M = [(256, 256)], 64
 QUICK_BIG_M = 2048  # the quick sweep runs GEMMs from this M up for the first N x K only: they take seconds
 PREFILL_L = [512, 1024, 2048, 4096, 8192]
-DECODE = [(b, c) for b in (1, 4, 16) for c in (512, 2048, 8192)]
+# decode attention: batch x keys per sequence on a grid (at equal FLOPs, the rate follows the keys
+# per sequence), and two long contexts
+DECODE = [(b, c) for b in (1, 2, 4, 8, 16) for c in (256, 512, 1024, 2048, 4096, 8192)] + [(1, 32768), (2, 16384)]
 COPY_BYTES = [2**p for p in range(14, 29)]  # every power of two, 16 KiB to 256 MiB
 ELEMS = [2**p for p in range(12, 23)]  # up to 16 MiB of fp32: activations of a few thousand tokens
 
