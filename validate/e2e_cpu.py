@@ -127,6 +127,18 @@ def provenance(threads: int, dtype: str) -> dict[str, str]:
     }
 
 
+def _keep_measured(prov: dict[str, str], raw: Path) -> bool:
+    """A resumed run (its raw timings exist) keeps the measurement's own date and load in `prov`,
+    not the resume's; returns whether it is one."""
+    from .timing_rounds import read_header
+
+    if not raw.exists():
+        return False
+    kept = read_header(raw)
+    prov.update({k: kept[k] for k in ("date", "load_before") if k in kept})
+    return True
+
+
 def fitted_device(kernel_csv: Path):
     """(Device, profile path): the `local` spec with the measured rates and the profile fitted to
     the kernel table, written next to it (an older one there is kept under a dated name)."""
@@ -182,7 +194,7 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
     from simulator.precision import resolve_precision
 
     from . import calibrate_cpu
-    from .timing_rounds import median_polish, read_header, read_raw, run_rounds
+    from .timing_rounds import median_polish, read_raw, run_rounds
 
     mode = "quick" if quick else "full"
     out = Path(out)
@@ -195,10 +207,7 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
     prov["load_before"] = _load()
     prov["allocator"] = "glibc mallopt: mmap threshold 32 MiB, no trim" if _quiet_allocator() else "default"
     out, raw = _files(out, prov, force, resume, log)
-    resumed = raw.exists()
-    if resumed:  # the measurement's own date and load, not the resume's
-        kept = read_header(raw)
-        prov.update({k: kept[k] for k in ("date", "load_before") if k in kept})
+    resumed = _keep_measured(prov, raw)
     plan = points or {m: PLANS[mode][m] for m in models}
     shapes = calibrate_cpu.shapes(quick) if kernel_shapes is None else kernel_shapes
     rounds = rounds or calibrate_cpu.ROUNDS[mode]

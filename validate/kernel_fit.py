@@ -259,6 +259,31 @@ def _row_knots(sel: list[Op], grid: list[float]) -> list[float]:
     return [x for x in grid if size.min() / 4 < x < size.max() * 4] or _knots(size, 3)
 
 
+def _knot_sets(ops: list[Op], cls: str, by: str) -> list | None:
+    """Per group of ops (attention: prefill, then decode) a curve's knots, or a surface's (M knots,
+    N knots); None when the form cannot be fitted (a surface over GEMMs that share one N)."""
+    groups = [[o.phase != "decode" for o in ops], [o.phase == "decode" for o in ops]] if cls == "attention" \
+        else [[True] * len(ops)]
+    out: list = []
+    for gi, g in enumerate(groups):
+        sel = [o for o, keep in zip(ops, g) if keep] or ops
+        if by == "context" and gi == 1:  # attention's decode curve over keys per sequence, flat beyond the data
+            size = np.array([o.context for o in sel])
+            out.append(_knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)), extend=False))
+        elif by == "surface":
+            cols = _side_knots(sel, "n", SURFACE_COLS)
+            if not cols:
+                return None
+            out.append((_row_knots(sel, SURFACE_ROWS), cols))
+        elif by == "rows":
+            out.append(_row_knots(sel, ROW_GRID))
+        else:
+            size = np.array([o.bytes if cls == "memory" else o.flops for o in sel])  # the axis op_time evaluates
+            out.append(_knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)),  # fewer knots than points
+                              extend=cls in EXTEND))
+    return out
+
+
 def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side: str = "",
                start: dict | None = None, counted: bool = True) -> tuple[Calibration, float, dict | None]:
     """One curve per group of rows (attention: prefill, then decode), or for GEMM one surface over
@@ -268,25 +293,9 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
     dtype = mine[0]["dtype"]
     ops = [to_op(r) for r in mine]
     t = np.array([r["time_s"] for r in mine])
-    groups = [[o.phase != "decode" for o in ops], [o.phase == "decode" for o in ops]] if cls == "attention" \
-        else [[True] * len(ops)]
-    knot_sets: list = []  # per group: a curve's knots, or a surface's (M knots, N knots)
-    for gi, g in enumerate(groups):
-        sel = [o for o, keep in zip(ops, g) if keep] or ops
-        if by == "context" and gi == 1:  # attention's decode curve over keys per sequence, flat beyond the data
-            size = np.array([o.context for o in sel])
-            knot_sets.append(_knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)), extend=False))
-        elif by == "surface":
-            cols = _side_knots(sel, "n", SURFACE_COLS)
-            if not cols:
-                return cal, math.inf, None
-            knot_sets.append((_row_knots(sel, SURFACE_ROWS), cols))
-        elif by == "rows":
-            knot_sets.append(_row_knots(sel, ROW_GRID))
-        else:
-            size = np.array([o.bytes if cls == "memory" else o.flops for o in sel])  # the axis op_time evaluates
-            knot_sets.append(_knots(size, max(1, min(KNOTS[cls], len(set(size.tolist())) - 1)),  # fewer knots than points
-                                    extend=cls in EXTEND))
+    knot_sets = _knot_sets(ops, cls, by)
+    if knot_sets is None:
+        return cal, math.inf, None
     dims = [(len(k[0]), len(k[1])) if isinstance(k, tuple) else (len(k), 1) for k in knot_sets]
     cuts = np.cumsum([0] + [r * c for r, c in dims])
     n = int(cuts[-1])

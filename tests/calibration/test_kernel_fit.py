@@ -36,6 +36,18 @@ def _rows():
     return [{"m": 0, "n": 0, "k": 0, **r} for r in out]
 
 
+def _timed_gemms(spec, truth: Calibration, ms, pairs, seed: int) -> list[dict]:
+    """fp32 GEMM rows over M x (N, K), timed by the `truth` profile with 2% log-normal noise."""
+    rows, rng = [], np.random.default_rng(seed)
+    for m in ms:
+        for n, k in pairs:
+            r = {"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k, "flops": 2.0 * m * n * k,
+                 "bytes": 4.0 * (m * k + k * n + m * n)}
+            r["time_s"] = predict_row(spec, truth, r) * float(np.exp(rng.normal(0, 0.02)))
+            rows.append(r)
+    return rows
+
+
 TRUTH = {  # a made-up CPU profile with shapes the fit must find
     "gemm": {"efficiency": {"fp32": {"size": [1, 16, 256, 4096], "efficiency": [0.1, 0.3, 0.8, 0.9]}},
              "size": "rows", "overhead": "3 us"},
@@ -133,13 +145,8 @@ def test_a_gemm_factor_over_k_scales_the_efficiency_and_the_fit_finds_it():
     assert spec.engine.compute_units == 96
     assert op_time(long_k, dev) == pytest.approx(long_k.flops / (0.9 * 256 / 288 * peak), rel=1e-9)
     assert op_time(short_k, dev) == pytest.approx(short_k.flops / (0.45 * 2048 / 2112 * peak), rel=1e-9)
-    rows, rng = [], np.random.default_rng(2)
-    for m in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096):  # enough shapes for the factor's parameters
-        for n, k in ((1024, 1024), (4096, 1024), (1024, 4096), (8192, 512), (512, 8192)):
-            r = {"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k, "flops": 2.0 * m * n * k,
-                 "bytes": 4.0 * (m * k + k * n + m * n)}
-            r["time_s"] = predict_row(spec, truth, r) * float(np.exp(rng.normal(0, 0.02)))
-            rows.append(r)
+    rows = _timed_gemms(spec, truth, (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),  # enough shapes
+                        ((1024, 1024), (4096, 1024), (1024, 4096), (8192, 512), (512, 8192)), seed=2)
     cal = fit_profile(spec, rows, "t")
     assert cal.gemm.k_efficiency is not None
     assert summary(errors(spec, cal, rows))["median"] < 0.03
@@ -209,13 +216,8 @@ def test_the_fit_finds_a_gemm_surface_over_m_and_n_when_n_matters_only_at_middli
         "device": "t", "calibrated": True, "overlap_norm": 4.0,
         "gemm": {"efficiency": {"fp32": {"rows": [1, 64, 4096], "cols": [512, 16384],
                                          "efficiency": [[0.1, 0.1], [0.6, 0.3], [0.9, 0.9]]}}, "overhead": "5 us"}})
-    rows, rng = [], np.random.default_rng(3)
-    for m in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
-        for n, k in ((512, 4096), (1024, 1024), (4096, 1024), (16384, 1024), (2048, 2048)):
-            r = {"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k, "flops": 2.0 * m * n * k,
-                 "bytes": 4.0 * (m * k + k * n + m * n)}
-            r["time_s"] = predict_row(spec, truth, r) * float(np.exp(rng.normal(0, 0.02)))
-            rows.append(r)
+    rows = _timed_gemms(spec, truth, (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
+                        ((512, 4096), (1024, 1024), (4096, 1024), (16384, 1024), (2048, 2048)), seed=3)
     cal = fit_profile(spec, rows, "t")
     from simulator.calibration import Surface
 
