@@ -231,7 +231,13 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
                  "noise": f"median |residual| after job and round effects {100 * pol.spread:.1f}%",
                  "measure_seconds": f"{time.perf_counter() - t0:.0f}" + (" (this resumed run)" if resumed else ""),
                  "load_after": _load()})
-    shares = _shares(raw)
+    rows = _compare(plan, dtype, dev, prec, pol, timings, _shares(raw))
+    write_csv(out, prov, rows)
+    return out, rows
+
+
+def _compare(plan: dict[str, list[Point]], dtype: str, dev, prec, pol, timings: dict, shares: dict) -> list[dict]:
+    """One row per model point: its median-polished measured time against the prediction."""
     rows = []
     for name, pts in plan.items():
         spec = to_model_spec(preset(name).with_(dtype=dtype))
@@ -243,8 +249,7 @@ def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resum
             row["predicted_s"], row["bound"] = predict(spec, dev, prec, p)
             row["rel_error"] = row["predicted_s"] / row["measured_s"] - 1.0
             rows.append(row)
-    write_csv(out, prov, rows)
-    return out, rows
+    return rows
 
 
 def _key(name: str, p: Point) -> str:
