@@ -100,6 +100,10 @@ class GemmCal(BaseModel):
     # (memory-bound) reads the weight as N dot products of length K, and pays each one's set-up and
     # reduction in full; a large GEMM is compute-bound, so the factor fades by itself. None: no factor
     k_stream_efficiency: Curve | None = None
+    # rows up to which the BLAS runs a GEMM as one matrix-vector product per row (CPU BLAS: M = 2
+    # takes twice M = 1's time, M = 4 does not): each streams the whole weight, so the memory term
+    # counts the weight once per row, and its arithmetic hides under that stream. 0: none
+    gemv_rows: int = Field(0, ge=0)
     fallback: float = Field(0.75, gt=0, le=1)
     tile_m: int = Field(128, gt=0)
     tile_n: int = Field(128, gt=0)

@@ -53,12 +53,15 @@ class Device:
         for dim, factor in ((n, g.n_efficiency), (k, g.k_efficiency)):
             if factor is not None:
                 eff = eff * np.where(np.asarray(dim) > 0, factor(dim), 1.0)
-        return eff
+        return eff if not g.gemv_rows else np.where(np.asarray(m) <= g.gemv_rows, 1.0, eff)
 
-    def gemm_stream_efficiency(self, k):
-        """Factor on a GEMM's memory rate against its reduction length K (arrays allowed; 0: unknown)."""
-        f = self.cal.gemm.k_stream_efficiency
-        return 1.0 if f is None else np.where(np.asarray(k) > 0, f(k), 1.0)
+    def gemm_memory_factor(self, m, k):
+        """Factor on a GEMM's memory time: the weight re-read per row up to gemv_rows rows, over the
+        stream efficiency against its reduction length K (arrays allowed; 0: unknown)."""
+        g = self.cal.gemm
+        stream = 1.0 if g.k_stream_efficiency is None else np.where(np.asarray(k) > 0, g.k_stream_efficiency(k), 1.0)
+        reads = 1.0 if not g.gemv_rows else np.where(np.asarray(m) <= g.gemv_rows, np.maximum(m, 1), 1)
+        return reads / stream
 
     def _measured_fraction(self, dtype: str) -> float | None:
         eng = self.spec.engine
@@ -101,7 +104,7 @@ def _terms(op: Op, dev: Device):
     compute = op.flops / (dev.peak(op.dtype) * eff)
     memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
     if op.kind == "gemm":
-        memory = memory / dev.gemm_stream_efficiency(op.shape[2])
+        memory = memory * dev.gemm_memory_factor(op.shape[0], op.shape[2])
     return compute, memory, overhead
 
 

@@ -30,13 +30,22 @@ EXTRA_MAX_M = 1024
 # tiny GEMMs, all dispatch: without them a GEMM's fixed overhead trades freely against the skinny
 # curve (fits put it at 100+ us, and a tiny Llama's 4 GEMMs per layer then took more than its step)
 GEMM_NK_SMALL, SMALL_MAX_M = [(256, 256)], 64
+# matrix-vector shapes of real models (decode at batch 1 to 4 is nearly all GEMV on a CPU): K of
+# 768 to 4096 and N to 11K. A GEMV's rate doubles from K = 512 to 4096, and with one weight shape per
+# K a held-out split that drew both of its GEMVs left the fit nothing to set that K's rate by
+GEMM_NK_GEMV, GEMV_MAX_M = [(768, 768), (3072, 768), (768, 3072), (1536, 1536), (4096, 4096), (11008, 4096)], 4
 QUICK_BIG_M = 2048  # the quick sweep runs GEMMs from this M up for the first N x K only: they take seconds
 PREFILL_L = [512, 1024, 2048, 4096, 8192]
 # decode attention: batch x keys per sequence on a grid (at equal FLOPs, the rate follows the keys
-# per sequence), and two long contexts
-DECODE = [(b, c) for b in (1, 2, 4, 8, 16) for c in (256, 512, 1024, 2048, 4096, 8192)] + [(1, 32768), (2, 16384)]
-COPY_BYTES = [2**p for p in range(14, 29)]  # every power of two, 16 KiB to 256 MiB
-ELEMS = [2**p for p in range(12, 23)]  # up to 16 MiB of fp32: activations of a few thousand tokens
+# per sequence), and long contexts at batch 1 and 2 to 64K (the rate keeps falling past 8K: a curve
+# fitted to 8K and 32K alone missed 16K by a third)
+DECODE = [(b, c) for b in (1, 2, 4, 8, 16) for c in (256, 512, 1024, 2048, 4096, 8192)] + \
+    [(1, 16384), (1, 32768), (1, 65536), (2, 16384), (2, 32768)]
+# copies and elementwise ops every half power of two: their rates fall off a cliff as their operands
+# spill out of the caches (RMSNorm's passes: 5 GB/s at 2 MiB, 2.3 GB/s at 16 MiB), and a curve can
+# follow a cliff only where the sweep samples it
+COPY_BYTES = sorted({4096 * round(2 ** (p / 2) / 4096) for p in range(28, 57)})  # 16 KiB to 256 MiB
+ELEMS = sorted({1024 * round(2 ** (p / 2) / 1024) for p in range(24, 45)})  # 4K to 4M fp32: up to 4K tokens x 1024
 
 
 def shapes(quick: bool) -> list[dict]:
@@ -46,7 +55,8 @@ def shapes(quick: bool) -> list[dict]:
     out = []
     for m in GEMM_M:
         pairs = GEMM_NK[:1] if quick and m >= QUICK_BIG_M else GEMM_NK
-        for n, k in pairs + (GEMM_NK_EXTRA if m <= EXTRA_MAX_M else []) + (GEMM_NK_SMALL if m <= SMALL_MAX_M else []):
+        for n, k in pairs + (GEMM_NK_EXTRA if m <= EXTRA_MAX_M else []) + (GEMM_NK_SMALL if m <= SMALL_MAX_M else []) \
+                + (GEMM_NK_GEMV if m <= GEMV_MAX_M else []):
             out.append({"op": "gemm", "dtype": "fp32", "m": m, "n": n, "k": k})
     for L in PREFILL_L[:4] if quick else PREFILL_L:
         out.append({"op": "attention_prefill", "dtype": "fp32", "batch": 1, "heads": 8, "kv_heads": 2, "q_len": L,

@@ -92,7 +92,8 @@ def op_seconds(op: Op, dev: Device):
     if op.kind == "gemm":  # efficiency without waves (one tile: a factor 1.0), then the waves element-wise
         eff = dev.gemm_base_efficiency(op.dtype, op.shape[0], op.flops, op.shape[1], op.shape[2]) * _waves(op.shape[0], op.shape[1], dev)
         compute = op.flops / (dev.peak(op.dtype) * eff)
-        memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes) * dev.gemm_stream_efficiency(op.shape[2]))
+        memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes)) \
+            * dev.gemm_memory_factor(op.shape[0], op.shape[2])
         overhead = cal.gemm.overhead
     else:
         compute, memory, overhead = _terms(op, dev)

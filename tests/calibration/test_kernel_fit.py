@@ -164,7 +164,7 @@ def test_the_fit_s_batched_timing_equals_op_time_op_by_op(cpu):
         spec = load_hardware(hw)
         cal = Calibration.model_validate({"device": "t", "calibrated": True, **TRUTH, "gemm": {
             **TRUTH["gemm"], "n_efficiency": {"size": [1024, 4096], "efficiency": [1.0, 0.8]},
-            "k_stream_efficiency": {"size": [512, 4096], "efficiency": [0.5, 1.0]}},
+            "k_stream_efficiency": {"size": [512, 4096], "efficiency": [0.5, 1.0]}, "gemv_rows": 2},
             "attention": {**TRUTH["attention"], "decode_size": "context",
                           "decode_efficiency": {"size": [512, 8192], "efficiency": [0.3, 0.1]}}})
         dev = Device(spec, cal)
@@ -193,6 +193,39 @@ def test_a_stream_factor_over_k_slows_a_gemv_but_not_a_large_gemm():
     assert spec.engine.compute_units == 96
     assert big.flops / (0.5 * dev.peak("fp32")) > 1.5 * big.bytes / (bw * 0.5 * 0.25)
     assert op_time(big, dev) == pytest.approx(big.flops / (0.5 * dev.peak("fp32")), rel=1e-9)
+
+
+def test_up_to_gemv_rows_each_row_streams_the_weight_and_its_arithmetic_hides():
+    """gemv_rows 2: M = 1 and M = 2 are matrix-vector products, each reading the weight (memory
+    time x M, compute hidden however low the GEMM efficiency); M = 4 is a GEMM again."""
+    from simulator.ops import Op
+
+    spec = load_hardware("epyc-9654")
+    cal = Calibration.model_validate({
+        "device": "t", "calibrated": True, "overlap_norm": float("inf"), "memory": {"efficiency": 0.5, "overhead": 0},
+        "gemm": {"efficiency": {"fp32": 0.001}, "overhead": 0, "gemv_rows": 2}})
+    dev, bw = Device(spec, cal), spec.memory.device.bandwidth
+
+    def gemm(m):
+        n, k = 4096, 1024
+        return Op("g", "gemm", 1, 2.0 * m * n * k, 4.0 * (n * k + m * k + m * n), "fp32", (m, n, k))
+    assert op_time(gemm(1), dev) == pytest.approx(gemm(1).bytes / (bw * 0.5), rel=1e-9)
+    assert op_time(gemm(2), dev) == pytest.approx(2 * gemm(2).bytes / (bw * 0.5), rel=1e-9)
+    # M = 4: 33.6 MFLOP at 0.1% of the peak, far above its 16.8 MB at half the bandwidth
+    assert op_time(gemm(4), dev) == pytest.approx(gemm(4).flops / (0.001 * dev.peak("fp32")), rel=1e-9)
+    off = Device(spec, cal.model_copy(update={"gemm": cal.gemm.model_copy(update={"gemv_rows": 0})}))
+    assert op_time(gemm(1), off) == pytest.approx(gemm(1).flops / (0.001 * dev.peak("fp32")), rel=1e-9)
+
+
+def test_gemv_rows_is_read_off_how_time_grows_from_one_row():
+    from validate.fit_forms import gemv_rows
+
+    def rows(ratios):  # time at M over time at M = 1, for two N x K
+        return [{"m": m, "n": n, "k": 1024, "time_s": 1e-3 * n / 1024 * r} for m, r in ratios for n in (1024, 4096)]
+    # a CPU BLAS: M = 2 takes 1.9x one row (a GEMV per row), M = 4 2.2x (a GEMM kernel)
+    assert gemv_rows(rows([(1, 1.0), (2, 1.9), (4, 2.2), (8, 2.5)])) == 2
+    assert gemv_rows(rows([(1, 1.0), (2, 1.05), (4, 1.1)])) == 0  # a GPU: one pass over the weight
+    assert gemv_rows(rows([(2, 1.0), (4, 1.9)])) == 0  # no one-row GEMMs measured: no way to tell
 
 
 def test_a_surface_interpolates_bilinearly_in_log_m_and_log_n():
