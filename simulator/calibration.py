@@ -104,6 +104,10 @@ class GemmCal(BaseModel):
     # takes twice M = 1's time, M = 4 does not): each streams the whole weight, so the memory term
     # counts the weight once per row, and its arithmetic hides under that stream. 0: none
     gemv_rows: int = Field(0, ge=0)
+    # what each further row's read of the weight costs there, as a share of the first, against the
+    # GEMM's bytes: a weight that fits a cache is re-read from it (this CPU: M = 2 takes 1.4x M = 1's
+    # time at 256 KiB, 1.7x at 4 MiB, 2x from 16 MiB). None: a full read each
+    gemv_reread: Curve | None = None
     fallback: float = Field(0.75, gt=0, le=1)
     tile_m: int = Field(128, gt=0)
     tile_n: int = Field(128, gt=0)

@@ -55,13 +55,17 @@ class Device:
                 eff = eff * np.where(np.asarray(dim) > 0, factor(dim), 1.0)
         return eff if not g.gemv_rows else np.where(np.asarray(m) <= g.gemv_rows, 1.0, eff)
 
-    def gemm_memory_factor(self, m, k):
-        """Factor on a GEMM's memory time: the weight re-read per row up to gemv_rows rows, over the
-        stream efficiency against its reduction length K (arrays allowed; 0: unknown)."""
+    def gemm_memory_factor(self, m, k, nbytes):
+        """Factor on a GEMM's memory time: the weight re-read per row up to gemv_rows rows (each
+        further read at gemv_reread's share of the first), over the stream efficiency against its
+        reduction length K (arrays allowed; 0: unknown)."""
         g = self.cal.gemm
         stream = 1.0 if g.k_stream_efficiency is None else np.where(np.asarray(k) > 0, g.k_stream_efficiency(k), 1.0)
-        reads = 1.0 if not g.gemv_rows else np.where(np.asarray(m) <= g.gemv_rows, np.maximum(m, 1), 1)
-        return reads / stream
+        if not g.gemv_rows:
+            return 1.0 / stream
+        again = np.where(np.asarray(m) <= g.gemv_rows, np.maximum(np.asarray(m) - 1, 0), 0)
+        share = 1.0 if g.gemv_reread is None else g.gemv_reread(nbytes)
+        return (1.0 + again * share) / stream
 
     def _measured_fraction(self, dtype: str) -> float | None:
         eng = self.spec.engine
@@ -104,7 +108,7 @@ def _terms(op: Op, dev: Device):
     compute = op.flops / (dev.peak(op.dtype) * eff)
     memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes))
     if op.kind == "gemm":
-        memory = memory * dev.gemm_memory_factor(op.shape[0], op.shape[2])
+        memory = memory * dev.gemm_memory_factor(op.shape[0], op.shape[2], op.bytes)
     return compute, memory, overhead
 
 

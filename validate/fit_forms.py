@@ -14,12 +14,13 @@ EXTEND = {"gemm", "attention"}  # classes whose curves extrapolate their trend (
 # GEMM model forms, simplest first: the curve over FLOPs or over rows M, alone or times factors over
 # N and/or K (on its rate: n, k; on its memory rate: s); last a surface over M and N
 GEMM_FORMS = [(by, side) for side in ("", "n", "k", "nk", "s", "ns") for by in ("flops", "rows")] + \
-    [("surface", ""), ("surface", "s")]
+    [("surface", ""), ("surface", "s"), ("surface", "sr")]  # r: a weight re-read by a GEMV's rows, from cache
 # attention: the decode curve over FLOPs, or over the keys each sequence attends
 FORMS = {"gemm": GEMM_FORMS, "attention": [("flops", ""), ("context", "")]}
 ROW_GRID = [2.0**i for i in range(7)] + [4.0**i for i in range(4, 8)]  # a curve's M knots: per factor 2 to 64, then 4
 SURFACE_ROWS = [4.0**i for i in range(8)]  # a surface's M knots: per factor 4
 SURFACE_COLS = 4  # and its N knots (at most)
+REREAD_KNOTS = 3  # the re-read share's knots over bytes
 STREAM_KNOTS = 6  # the stream factor's K knots (at most; other factors 4): a GEMV's rate doubles from K = 512 to 4096
 
 
@@ -70,10 +71,14 @@ def knots(sizes: np.ndarray, n: int, extend: bool = True) -> list[float]:
     return list(10 ** (np.concatenate([[lo - 1.0], inner, [hi + 1.0]]) if extend else inner))
 
 
-def side_knots(ops: list[Op], side: str, most: int = 4) -> list[float]:
-    """Knots of the GEMM factor against N or K (`side` "n" or "k"): the measured values (at most
-    `most` spread over them); none when the GEMMs share one value."""
-    axis = 1 if side == "n" else 2  # "k" and "s" (the stream factor) are both against K
+def side_knots(ops: list[Op], side: str, most: int = 4, gemv: int = 0) -> list[float]:
+    """Knots of the GEMM factor against N or K (`side` "n", "k", or "s" for the stream factor), or
+    (`side` "r") of the re-read share against the bytes of the GEMMs that re-read (1 < M <= `gemv`):
+    the measured values (at most `most` spread over them); none when the GEMMs share one value."""
+    if side == "r":
+        ks = sorted({float(o.bytes) for o in ops if 1 < o.shape[0] <= gemv})
+        return list(np.geomspace(ks[0], ks[-1], min(most, REREAD_KNOTS))) if len(ks) > 1 else []
+    axis = 1 if side == "n" else 2  # "k" and "s" are both against K
     ks = sorted({float(o.shape[axis]) for o in ops if o.shape[axis] > 0})
     if len(ks) < 2:
         return []

@@ -193,18 +193,21 @@ def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibratio
     return fits[ranked[0][1]][0]
 
 
-_SIDE_FIELD = {"n": "n_efficiency", "k": "k_efficiency", "s": "k_stream_efficiency"}
+_SIDE_FIELD = {"n": "n_efficiency", "k": "k_efficiency", "s": "k_stream_efficiency", "r": "gemv_reread"}
+RISING = "sr"  # factors that never fall (_rising): the stream factor with K, the re-read share with bytes
 CV_FOLDS = 3  # folds of the cross-validation that picks a GEMM form (0: the lowest fit cost)
 CV_CANDIDATES = 4  # forms, by fit cost, that it compares
 
 
 def _fit_forms(spec, cal: Calibration, mine: list[dict], cls: str, forms, counted: bool = True) -> list[tuple]:
-    """(profile, fit cost, form) per form; a form with a stream factor starts from its form without.
-    `counted`: hold richer forms to their shapes-per-parameter rule (a cross-validation fold does not:
-    the rule was met by the whole set its form is chosen for)."""
+    """(profile, fit cost, form) per form; a form with memory-term factors (stream, re-read) starts
+    from its form without the last of them, else without both. `counted`: hold richer forms to their
+    shapes-per-parameter rule (a cross-validation fold does not: the rule was met by the whole set
+    its form is chosen for)."""
     out, found = [], {}
     for by, side in forms:
-        parent = found.get((by, side.replace("s", "")))
+        below = [p for p in _parents(side)[:-1] if found.get((by, p)) is not None]
+        parent = found[(by, below[-1])] if below else None
         fitted, cost, found[(by, side)] = _fit_curve(spec, cal, mine, cls, by, side, parent, counted)
         out.append((fitted, cost, (by, side)))
     return out
@@ -228,8 +231,10 @@ def _cv_error(spec, cal: Calibration, mine: list[dict], cls: str, form: tuple[st
 
 
 def _parents(side: str) -> list[str]:
-    """The forms to fit on the way to `side`: its form without the stream factor first, if it has one."""
-    return [side.replace("s", ""), side] if "s" in side else [side]
+    """The forms to fit on the way to `side`: without its memory-term factors (s, r), then with the
+    stream factor only, then `side`."""
+    chain = [side.replace("s", "").replace("r", ""), side.replace("r", ""), side]
+    return [c for i, c in enumerate(chain) if c not in chain[:i]]
 
 
 def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side: str = "",
@@ -241,13 +246,14 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
     dtype = mine[0]["dtype"]
     ops = [to_op(r) for r in mine]
     t = np.array([r["time_s"] for r in mine])
-    sets = knot_sets(ops, cls, by, cal.gemm.gemv_rows if cls == "gemm" else 0)
+    gemv = cal.gemm.gemv_rows if cls == "gemm" else 0
+    sets = knot_sets(ops, cls, by, gemv)
     if sets is None:
         return cal, math.inf, None
     dims = [(len(k[0]), len(k[1])) if isinstance(k, tuple) else (len(k), 1) for k in sets]
     cuts = np.cumsum([0] + [r * c for r, c in dims])
     n = int(cuts[-1])
-    sides = [(d, side_knots(ops, d, STREAM_KNOTS if d == "s" else 4)) for d in side]
+    sides = [(d, side_knots(ops, d, STREAM_KNOTS if d == "s" else 4, gemv)) for d in side]
     sides = [(d, k) for d, k in sides if k]
     side_cuts = np.cumsum([n] + [len(k) for _, k in sides])
     n_k = int(side_cuts[-1]) - n
@@ -262,7 +268,7 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
                           if isinstance(k, tuple) else Curve(size=k, efficiency=list(e)))
         fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by)
         for (d, at), a, b in zip(sides, side_cuts[:-1], side_cuts[1:]):
-            kc = Curve(size=at, efficiency=list(np.clip(_sig(_rising(v[a:b]) if d == "s" else v[a:b]), 1e-4, 1.0)))
+            kc = Curve(size=at, efficiency=list(np.clip(_sig(_rising(v[a:b]) if d in RISING else v[a:b]), 1e-4, 1.0)))
             fitted = fitted.model_copy(update={"gemm": fitted.gemm.model_copy(update={_SIDE_FIELD[d]: kc})})
         return fitted
 
@@ -281,10 +287,11 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
 
     blocks = ["curve"] + [d for d, _ in sides] + ["overhead"]
     sizes = [n] + [len(k) for _, k in sides] + [1]
-    neutral = {"curve": _logit(0.5), "n": _logit(0.9), "k": _logit(0.9), "s": _logit(0.98), "overhead": math.log(4.0)}
+    neutral = {"curve": _logit(0.5), "n": _logit(0.9), "k": _logit(0.9), "s": _logit(0.98), "r": _logit(0.9),
+               "overhead": math.log(4.0)}
     start = start or {}
     x0 = np.concatenate([start[b] if b in start and len(start[b]) == m else
-                         np.r_[neutral[b], np.full(m - 1, -4.0)] if b == "s" else np.full(m, neutral[b])
+                         np.r_[neutral[b], np.full(m - 1, -4.0)] if b in RISING else np.full(m, neutral[b])
                          for b, m in zip(blocks, sizes)])
     bounds = ([-9.0] * (n + n_k) + [math.log(0.01)], [9.0] * (n + n_k) + [math.log(10_000.0)])  # overhead 0.01 us..10 ms
     fit = least_squares(resid, x0, bounds=bounds, loss="soft_l1", f_scale=0.1, max_nfev=400)

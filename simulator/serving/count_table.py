@@ -93,7 +93,7 @@ def op_seconds(op: Op, dev: Device):
         eff = dev.gemm_base_efficiency(op.dtype, op.shape[0], op.flops, op.shape[1], op.shape[2]) * _waves(op.shape[0], op.shape[1], dev)
         compute = op.flops / (dev.peak(op.dtype) * eff)
         memory = op.bytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, op.bytes)) \
-            * dev.gemm_memory_factor(op.shape[0], op.shape[2])
+            * dev.gemm_memory_factor(op.shape[0], op.shape[2], op.bytes)
         overhead = cal.gemm.overhead
     else:
         compute, memory, overhead = _terms(op, dev)

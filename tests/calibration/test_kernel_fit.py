@@ -164,7 +164,8 @@ def test_the_fit_s_batched_timing_equals_op_time_op_by_op(cpu):
         spec = load_hardware(hw)
         cal = Calibration.model_validate({"device": "t", "calibrated": True, **TRUTH, "gemm": {
             **TRUTH["gemm"], "n_efficiency": {"size": [1024, 4096], "efficiency": [1.0, 0.8]},
-            "k_stream_efficiency": {"size": [512, 4096], "efficiency": [0.5, 1.0]}, "gemv_rows": 2},
+            "k_stream_efficiency": {"size": [512, 4096], "efficiency": [0.5, 1.0]}, "gemv_rows": 2,
+            "gemv_reread": {"size": [1e6, 1e8], "efficiency": [0.4, 1.0]}},
             "attention": {**TRUTH["attention"], "decode_size": "context",
                           "decode_efficiency": {"size": [512, 8192], "efficiency": [0.3, 0.1]}}})
         dev = Device(spec, cal)
@@ -215,6 +216,14 @@ def test_up_to_gemv_rows_each_row_streams_the_weight_and_its_arithmetic_hides():
     assert op_time(gemm(4), dev) == pytest.approx(gemm(4).flops / (0.001 * dev.peak("fp32")), rel=1e-9)
     off = Device(spec, cal.model_copy(update={"gemm": cal.gemm.model_copy(update={"gemv_rows": 0})}))
     assert op_time(gemm(1), off) == pytest.approx(gemm(1).flops / (0.001 * dev.peak("fp32")), rel=1e-9)
+    # a weight re-read from cache: the second row's read costs the re-read share at the op's bytes
+    # (16.8 MB: 4x of the 16x from 4.2 MB to 67 MB, halfway in log10: 0.4 + (1.0 - 0.4) / 2 = 0.7)
+    small = Device(spec, cal.model_copy(update={"gemm": cal.gemm.model_copy(update={
+        "gemv_reread": Curve(size=[4.2e6, 6.72e7], efficiency=[0.4, 1.0])})}))
+    share = 0.4 + 0.6 * np.log10(gemm(2).bytes / 4.2e6) / np.log10(6.72e7 / 4.2e6)
+    assert share == pytest.approx(0.7, abs=0.002)
+    assert op_time(gemm(2), small) == pytest.approx((1 + share) * gemm(2).bytes / (bw * 0.5), rel=1e-9)
+    assert op_time(gemm(1), small) == pytest.approx(op_time(gemm(1), dev), rel=1e-12)  # one row: one read
 
 
 def test_gemv_rows_is_read_off_how_time_grows_from_one_row():
