@@ -188,7 +188,7 @@ def _fit_class(spec, cal: Calibration, rows: list[dict], cls: str) -> Calibratio
         return fits[0][0]
     if CV_FOLDS and len(ranked) > 1 and len(mine) >= 6 * CV_FOLDS:
         forms = [fits[i][2] for _, i in ranked[:CV_CANDIDATES]]
-        scores = [_cv_error(spec, cal, mine, cls, f) for f in forms]
+        scores = _cv_errors(spec, cal, mine, cls, forms)
         return fits[ranked[int(np.argmin(scores))][1]][0]
     return fits[ranked[0][1]][0]
 
@@ -213,21 +213,26 @@ def _fit_forms(spec, cal: Calibration, mine: list[dict], cls: str, forms, counte
     return out
 
 
-def _cv_error(spec, cal: Calibration, mine: list[dict], cls: str, form: tuple[str, str]) -> float:
-    """Mean |log error| of `form` on each fold's shapes, fitted to the other folds (shuffled with a
-    fixed seed: the choice is reproducible); inf where a fold's fit fails. The mean, not the median:
-    the held-out report judges the 90th percentile too, and a form that misses a few shapes (the
-    one-row GEMVs) by 50% must lose to one that misses none by much."""
+def _cv_errors(spec, cal: Calibration, mine: list[dict], cls: str, forms: list[tuple[str, str]]) -> list[float]:
+    """Per form, its mean |log error| on each fold's shapes, fitted to the other folds (shuffled
+    with a fixed seed: the choice is reproducible); inf where a fold's fit fails. Each fold fits
+    every form and the forms on their way once (_parents: the candidates share them). The mean,
+    not the median: the held-out report judges the 90th percentile too, and a form that misses a
+    few shapes (the one-row GEMVs) by 50% must lose to one that misses none by much."""
     idx = np.random.default_rng(12345).permutation(len(mine))
-    errs = []
-    for f in range(CV_FOLDS):
-        test = set(idx[f::CV_FOLDS].tolist())
-        train = [r for i, r in enumerate(mine) if i not in test]
-        fitted, cost = _fit_forms(spec, cal, train, cls, [(form[0], side) for side in _parents(form[1])], False)[-1][:2]
-        if not math.isfinite(cost):
-            return math.inf
-        errs += list(np.log1p(errors(spec, fitted, [mine[i] for i in sorted(test)])))
-    return float(np.mean(np.abs(errs)))
+    chain = list(dict.fromkeys((by, p) for by, side in forms for p in _parents(side)))
+    errs: dict[tuple, list | None] = {f: [] for f in forms}
+    for fold in range(CV_FOLDS):
+        test = sorted(set(idx[fold::CV_FOLDS].tolist()))
+        train = [r for i, r in enumerate(mine) if i not in set(test)]
+        fits = {form: (fitted, cost) for fitted, cost, form in _fit_forms(spec, cal, train, cls, chain, False)}
+        for f in forms:
+            fitted, cost = fits[f]
+            if errs[f] is not None and math.isfinite(cost):
+                errs[f] += list(np.log1p(errors(spec, fitted, [mine[i] for i in test])))
+            else:
+                errs[f] = None
+    return [math.inf if e is None else float(np.mean(np.abs(e))) for e in (errs[f] for f in forms)]
 
 
 def _parents(side: str) -> list[str]:
