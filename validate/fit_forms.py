@@ -21,6 +21,7 @@ ROW_GRID = [2.0**i for i in range(7)] + [4.0**i for i in range(4, 8)]  # a curve
 SURFACE_ROWS = [4.0**i for i in range(8)]  # a surface's M knots: per factor 4
 SURFACE_COLS = 4  # and its N knots (at most)
 REREAD_KNOTS = 3  # the re-read share's knots over bytes
+GEMV_SHARE = 0.75  # M rows run as M matrix-vector products take M times one; a GEMM kernel far less
 STREAM_KNOTS = 6  # the stream factor's K knots (at most; other factors 4): a GEMV's rate doubles from K = 512 to 4096
 
 
@@ -98,5 +99,3 @@ def gemv_rows(rows: list[dict]) -> int:
         out = int(m)
     return out
 
-
-GEMV_SHARE = 0.75  # M rows run as M matrix-vector products take M times one; a GEMM kernel far less
