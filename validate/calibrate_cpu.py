@@ -6,8 +6,8 @@ batch x context, copies over sizes, RMSNorm and SiLU-and-mul, and a tiny Llama's
 the framework's dispatch of the small unlisted ops costs per layer).
 
 Timing: every shape once per round over several interleaved rounds (validate/timing_rounds.py), so
-the VM's drifting speed slows all shapes alike; each shape's time is its median-polished time at the
-median round. Raw timings go to <csv>.raw.csv as they are taken (a killed run resumes); the table
+the VM's drifting speed slows all shapes alike; each shape's time is the trimmed mean of its
+round-corrected times, at the median round's speed. Raw timings go to <csv>.raw.csv as they are taken (a killed run resumes); the table
 of shapes, with provenance lines, is written from them at the end."""
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _offset(room: int) -> int:
     """A random 64-byte-aligned start within `room` floats. Where an operand lies against the others
     sets a BLAS kernel's cache-set conflicts: one 512 x 2048 x 2048 GEMM ran 67-104 ms over eight
     placements of its weight, the slowest at the pool's start, where every round put it. Each
-    round now draws a placement, so a shape's median over rounds is its typical time, not one draw
+    round now draws a placement, so a shape's average over rounds is its typical time, not one draw
     kept for the whole sweep (which another sweep redraws: shapes moved +-25% between sweeps)."""
     return _PLACE.randrange(0, max(room, 0) // ALIGN + 1) * ALIGN
 
@@ -263,7 +263,8 @@ def provenance(quick: bool, rounds: int) -> dict[str, str]:
             "method": METHOD + (" (quick sweep)" if quick else "")}
 
 
-METHOD = ("time.perf_counter over blocks of calls, median per round; interleaved rounds, median polish "
+METHOD = ("time.perf_counter over blocks of calls, median per round; interleaved rounds, median polish, "
+          "10%-trimmed mean of round-corrected times "
           "(validate/timing_rounds.py)")
 
 
@@ -284,7 +285,7 @@ def jobs(todo: list[dict], budget_s: float) -> list:
 def measure(path: Path, quick: bool = False, progress=None, budget_s: float | None = None,
             rounds: int | None = None) -> int:
     """Time every shape in interleaved rounds (raw timings in <path>.raw.csv, resumable), then write
-    `path`: one row per shape, its time at the median round. Returns how many timings were taken."""
+    `path`: one row per shape, its time at the median round's speed. Returns how many timings were taken."""
     import torch
 
     from .e2e_cpu import _quiet_allocator
@@ -305,7 +306,7 @@ def measure(path: Path, quick: bool = False, progress=None, budget_s: float | No
 
 
 def write_table(path: Path, todo: list[dict], prov: dict[str, str], pol, work=work) -> None:
-    """The kernel table: each shape's median-polished time (`pol`, timing_rounds.Polished), with
+    """The kernel table: each shape's polished time (`pol`, timing_rounds.Polished), with
     FLOPs and bytes (`work` of a row), under provenance lines."""
     factors = sorted(pol.round_factor.values())
     path = Path(path)

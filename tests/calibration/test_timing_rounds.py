@@ -26,6 +26,23 @@ def test_median_polish_recovers_job_times_under_drift():
     assert abs(pol.times["b"] / pol.times["a"] - 10) < 0.3
 
 
+def test_job_time_averages_a_two_speed_machine():
+    # this VM switches between a fast and a slow state (x1.5) for a second or more at a time, so a
+    # job's 40 ms in a round lands in one or the other. Job "a" met the slow state in 13 of 25
+    # rounds, job "b" in 12: their medians fall in different states (1.5 against 1.0), while a
+    # long model step, spanning both states, takes the time-weighted mean. The job's time is that
+    # mean: a: (12 * 1.0 + 13 * 1.5) / 25 = 1.26, b: (13 * 1.0 + 12 * 1.5) / 25 = 1.24; trimming 2
+    # rounds at each end (10% of 25) drops two of each state, which leaves those means unchanged
+    # to within 0.01. Round effects come from 20 steady jobs timed alongside.
+    slow_a, slow_b = set(range(13)), set(range(12, 24))
+    raw = {f"s{i}": {r: 1.0 for r in range(25)} for i in range(20)}
+    raw["a"] = {r: 1.5 if r in slow_a else 1.0 for r in range(25)}
+    raw["b"] = {r: 1.5 if r in slow_b else 1.0 for r in range(25)}
+    mean, median = median_polish(raw), median_polish(raw, average="median")
+    assert median.times["a"] == 1.5 and median.times["b"] == 1.0
+    assert abs(mean.times["a"] - 1.26) < 0.01 and abs(mean.times["b"] - 1.24) < 0.01
+
+
 def test_median_polish_takes_missing_cells():
     raw = {"a": {0: 1.0, 1: 2.0}, "b": {0: 3.0, 1: 6.0, 2: 9.0}}
     pol = median_polish(raw)
