@@ -139,6 +139,11 @@ class AttentionCal(OpCal):
     # what a decode curve's size is: its FLOPs, or the keys each sequence attends (at equal FLOPs
     # this CPU's SDPA runs batch 1 x 8K keys 1.7x slower than batch 16 x 512)
     decode_size: Literal["flops", "context"] = "flops"
+    # decode attention's own overlap exponent (Calibration.overlap_norm when None). This CPU's SDPA
+    # adds its score math and its KV read: at 16 heads, batch 16 x 2K keys took 13.4, 18.8 and
+    # 25.5 ms with 4, 8 and 16 KV heads, and 13.7, 18.8 and 27.1 ms with 8, 16 and 32 query heads
+    # over 8 KV heads -- a sum of a per-head and a per-KV-head term, 1 here
+    decode_overlap: float | None = Field(None, ge=1)
 
     def eff(self, decode: bool) -> Efficiency:
         return self.decode_efficiency if decode and self.decode_efficiency is not None else self.efficiency
@@ -208,6 +213,12 @@ class Calibration(BaseModel):
     # cache writes, reshapes); 0 for compiled engines unless measured
     layer_overhead: Seconds = Field(0.0, ge=0)
     note: str = ""
+
+    def overlap(self, kind: str, phase: str = "") -> float:
+        """The overlap exponent of an op of this kind and phase: decode attention's own, if set."""
+        if kind == "attention" and phase == "decode" and self.attention.decode_overlap is not None:
+            return self.attention.decode_overlap
+        return self.overlap_norm
 
 
 def calibration_dir() -> Path:

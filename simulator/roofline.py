@@ -117,7 +117,7 @@ def op_time(op: Op, dev: Device):
     if op.kind in ("collective", "p2p"):
         return op.count * collective_time(op, dev.spec, dev.cal.collective)
     compute, memory, overhead = _terms(op, dev)
-    return op.count * (combine(compute, memory, dev.cal.overlap_norm) + overhead)
+    return op.count * (combine(compute, memory, dev.cal.overlap(op.kind, op.phase)) + overhead)
 
 
 def op_bound(op: Op, dev: Device) -> str:

@@ -1,8 +1,13 @@
+import atexit
 import os
+import shutil
 import tempfile
 
-# tests never read this machine's own calibration profiles (`infercast calibrate` output)
-os.environ.setdefault("INFERCAST_HOME", tempfile.mkdtemp(prefix="infercast-home-"))
+# tests never read this machine's own calibration profiles (`infercast calibrate` output); the
+# stand-in home goes when the session ends
+if "INFERCAST_HOME" not in os.environ:
+    os.environ["INFERCAST_HOME"] = tempfile.mkdtemp(prefix="infercast-home-")
+    atexit.register(shutil.rmtree, os.environ["INFERCAST_HOME"], True)
 
 import pytest
 import yaml

@@ -15,8 +15,9 @@ EXTEND = {"gemm", "attention"}  # classes whose curves extrapolate their trend (
 # N and/or K (on its rate: n, k; on its memory rate: s); last a surface over M and N
 GEMM_FORMS = [(by, side) for side in ("", "n", "k", "nk", "s", "ns") for by in ("flops", "rows")] + \
     [("surface", ""), ("surface", "s"), ("surface", "sr")]  # r: a weight re-read by a GEMV's rows, from cache
-# attention: the decode curve over FLOPs, or over the keys each sequence attends
-FORMS = {"gemm": GEMM_FORMS, "attention": [("flops", ""), ("context", "")]}
+# attention: the decode curve over FLOPs, or over the keys each sequence attends; with the device's
+# overlap of score math and KV read, or (a) none: the two add, as in this CPU's SDPA
+FORMS = {"gemm": GEMM_FORMS, "attention": [(by, side) for side in ("", "a") for by in ("flops", "context")]}
 ROW_GRID = [2.0**i for i in range(7)] + [4.0**i for i in range(4, 8)]  # a curve's M knots: per factor 2 to 64, then 4
 SURFACE_ROWS = [4.0**i for i in range(8)]  # a surface's M knots: per factor 4
 SURFACE_COLS = 4  # and its N knots (at most)

@@ -11,7 +11,8 @@ surface over M and N; its memory rate may take a factor over K; up to gemv_rows,
 sweep, each row streams the weight; the form is chosen by 3-fold cross-validation among the four
 that fit best, on mean |log error|) -> attention (a prefill and a decode curve: a KV
 read is not a FlashAttention tile loop; the decode curve over FLOPs or over the keys each sequence
-attends, whichever fits; one overhead); the forms and their knots are in fit_forms.py. Every
+attends, its math and KV read overlapped as the device's other kernels or added; cross-validation
+picks; one overhead); the forms and their knots are in fit_forms.py. Every
 shape is costed at once (batch_times): a whole profile, with its cross-validation, fits in about
 30 s on this sandbox's CPU. The held-out error fits on a random 70% of the rows and predicts the
 other 30%."""
@@ -156,14 +157,16 @@ def _logit(p):
     return math.log(p / (1 - p))
 
 
-def _with(cal: Calibration, cls: str, curves: list[Curve], overhead: float, dtype: str, by: str = "flops") -> Calibration:
+def _with(cal: Calibration, cls: str, curves: list[Curve], overhead: float, dtype: str, by: str = "flops",
+          additive: bool = False) -> Calibration:
     if cls == "gemm":
         g = cal.gemm.model_copy(update={"efficiency": {**cal.gemm.efficiency, dtype: curves[0]}, "overhead": overhead,
                                         "size": "rows" if by == "surface" else by})
         return cal.model_copy(update={"gemm": g})
     if cls == "attention":  # prefill and decode curves, one kernel overhead
         a = cal.attention.model_copy(update={"efficiency": curves[0], "decode_efficiency": curves[1], "overhead": overhead,
-                                             "decode_size": "context" if by == "context" else "flops"})
+                                             "decode_size": "context" if by == "context" else "flops",
+                                             "decode_overlap": 1.0 if additive else None})
         return cal.model_copy(update={"attention": a})
     if cls in ("norm", "act"):
         e = cal.elementwise
@@ -259,7 +262,7 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
     dims = [(len(k[0]), len(k[1])) if isinstance(k, tuple) else (len(k), 1) for k in sets]
     cuts = np.cumsum([0] + [r * c for r, c in dims])
     n = int(cuts[-1])
-    sides = [(d, side_knots(ops, d, STREAM_KNOTS if d == "s" else 4, gemv)) for d in side]
+    sides = [(d, side_knots(ops, d, STREAM_KNOTS if d == "s" else 4, gemv)) for d in side if d in _SIDE_FIELD]
     sides = [(d, k) for d, k in sides if k]
     side_cuts = np.cumsum([n] + [len(k) for _, k in sides])
     n_k = int(side_cuts[-1]) - n
@@ -272,7 +275,7 @@ def _fit_curve(spec, cal: Calibration, mine: list[dict], cls: str, by: str, side
             e = np.clip(_sig(v[a:b]), 1e-4, 1.0)
             curves.append(Surface(rows=k[0], cols=k[1], efficiency=e.reshape(len(k[0]), len(k[1])).tolist())
                           if isinstance(k, tuple) else Curve(size=k, efficiency=list(e)))
-        fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by)
+        fitted = _with(cal, cls, curves, float(np.exp(v[-1]) * 1e-6), dtype, by, "a" in side)
         for (d, at), a, b in zip(sides, side_cuts[:-1], side_cuts[1:]):
             kc = Curve(size=at, efficiency=list(np.clip(_sig(_rising(v[a:b]) if d in RISING else v[a:b]), 1e-4, 1.0)))
             fitted = fitted.model_copy(update={"gemm": fitted.gemm.model_copy(update={_SIDE_FIELD[d]: kc})})

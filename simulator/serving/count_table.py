@@ -97,7 +97,7 @@ def op_seconds(op: Op, dev: Device):
         overhead = cal.gemm.overhead
     else:
         compute, memory, overhead = _terms(op, dev)
-    return op.count * (combine(compute, memory, cal.overlap_norm) + overhead)
+    return op.count * (combine(compute, memory, cal.overlap(op.kind, op.phase)) + overhead)
 
 
 def count_costs(ops: list[Op], dev: Device, size: int, keep) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -56,7 +56,8 @@ class StepModel:
         cal = dev.cal  # attention with fixed efficiencies: seconds per FLOP and per byte (decode, prefill)
         effs = (cal.attention.eff(True), cal.attention.eff(False), cal.memory.efficiency)
         fixed = not any(isinstance(e, Curve) for e in effs)
-        self._fast = (1.0 / (self._peak * effs[0]), 1.0 / (dev.mem_bandwidth * effs[2]), cal.overlap_norm) if fixed else None
+        self._fast = (1.0 / (self._peak * effs[0]), 1.0 / (dev.mem_bandwidth * effs[2]), cal.overlap("attention", "decode")) \
+            if fixed else None
         self._fast_prefill = (1.0 / (self._peak * effs[1]), self._fast[1], cal.overlap_norm) if fixed else None
         self._per_key = np.array([[0.0, self._a], [self._c, self._b]])  # decode attention by (rows, keys)
         self._fast_rates = None if self._fast is None else np.array(self._fast[:2])[:, None]
@@ -99,7 +100,7 @@ class StepModel:
         cal, dev = self.dev.cal, self.dev
         compute = flops / (self._peak * cal.attention.decode_rate(flops, context))
         memory = nbytes / (dev.mem_bandwidth * evaluate(cal.memory.efficiency, nbytes))
-        return self._count * (combine(compute, memory, cal.overlap_norm) + cal.attention.overhead)
+        return self._count * (combine(compute, memory, cal.overlap("attention", "decode")) + cal.attention.overhead)
 
     def _attention1(self, flops: float, nbytes: float, decode: bool = True, context: float = 0.0) -> float:
         """All layers' attention of one step (decode rows with `context` keys each, or `decode`
@@ -110,7 +111,8 @@ class StepModel:
             me = evaluate(cal.memory.efficiency, nbytes)
             compute = flops / (self._peak * float(ce))
             memory = nbytes / (self.dev.mem_bandwidth * float(me))
-            return self._count * (combine(float(compute), float(memory), cal.overlap_norm) + cal.attention.overhead)
+            p = cal.overlap("attention", "decode" if decode else "prefill")
+            return self._count * (combine(float(compute), float(memory), p) + cal.attention.overhead)
         fast = self._fast if decode else self._fast_prefill  # plain floats in, plain floats out
         return self._count * (combine(flops * fast[0], nbytes * fast[1], fast[2]) + cal.attention.overhead)
 

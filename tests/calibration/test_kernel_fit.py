@@ -152,6 +152,55 @@ def test_a_gemm_factor_over_k_scales_the_efficiency_and_the_fit_finds_it():
     assert summary(errors(spec, cal, rows))["median"] < 0.03
 
 
+def test_decode_attention_can_add_its_math_and_its_kv_read():
+    """decode_overlap 1: decode attention's compute and memory seconds add (this CPU's SDPA), while
+    prefill attention and GEMMs keep the device's overlap (here the pure roofline max)."""
+    from simulator.ops import Op
+
+    spec = load_hardware("epyc-9654")
+    cal = Calibration.model_validate({"device": "t", "calibrated": True, "overlap_norm": float("inf"),
+                                      "memory": {"efficiency": 0.5, "overhead": 0},
+                                      "attention": {"efficiency": 0.5, "decode_efficiency": 0.25, "overhead": 0,
+                                                    "decode_overlap": 1.0}})
+    dev = Device(spec, cal)
+    peak, bw = dev.peak("fp32"), dev.mem_bandwidth
+    dec = Op("attention", "attention", 1, 1e12, 1e11, "fp32", phase="decode")
+    pre = Op("attention", "attention", 1, 1e12, 1e11, "fp32", phase="prefill")
+    math_s, read_s = 1e12 / (0.25 * peak), 1e11 / (0.5 * bw)
+    assert op_time(dec, dev) == pytest.approx(math_s + read_s)
+    assert op_time(pre, dev) == pytest.approx(max(1e12 / (0.5 * peak), read_s))
+    assert cal.overlap("gemm") == cal.overlap("attention", "prefill") == float("inf")
+
+
+def test_the_fit_adds_decode_attention_s_terms_when_kv_heads_cost_apart_from_query_heads():
+    """Decode rows over query and KV head counts, timed by a profile whose math and KV read add:
+    with one grouping (16 over 4) a curve over FLOPs alone could absorb the read, but across
+    groupings only the additive form fits, and cross-validation must pick it."""
+    from simulator.calibration import evaluate
+
+    spec = load_hardware("epyc-9654")
+    truth = Calibration.model_validate({"device": "t", "calibrated": True, **TRUTH, "attention": {
+        **TRUTH["attention"], "decode_efficiency": 0.01, "decode_overlap": 1.0}})
+    rows, rng = [], np.random.default_rng(3)
+    for b, c in ((1, 512), (1, 8192), (4, 1024), (4, 4096), (16, 512), (16, 2048), (8, 8192)):
+        for h, hk in ((16, 4), (16, 8), (16, 16), (32, 8), (8, 2)):
+            r = {"op": "attention_decode", "dtype": "fp32", "m": 0, "n": 0, "k": 0, "batch": b, "heads": h,
+                 "kv_heads": hk, "kv_len": c, "flops": 4.0 * b * h * 64 * c, "bytes": 4.0 * (2 * b * h * 64 + 2 * b * hk * c * 64)}
+            r["time_s"] = predict_row(spec, truth, r) * float(np.exp(rng.normal(0, 0.02)))
+            rows.append(r)
+    # the read is a real share of the time: at 16 over 16 heads and the most keys, over 30%
+    dev = Device(spec, truth)
+    one = max((r for r in rows if r["heads"] == 16 and r["kv_heads"] == 16), key=lambda r: r["bytes"])
+    assert one["bytes"] / (dev.mem_bandwidth * evaluate(truth.memory.efficiency, one["bytes"])) > 0.3 * one["time_s"]
+    prefill = [r for r in _rows() if r["op"] == "attention_prefill"]
+    for r in prefill:
+        r["time_s"] = predict_row(spec, truth, r)
+    cal = fit_profile(spec, rows + prefill, "t", base=truth)
+    assert cal.attention.decode_overlap == 1.0
+    s = summary(errors(spec, cal, rows))
+    assert s["median"] < 0.03 and s["p90"] < 0.06
+
+
 def test_the_fit_s_batched_timing_equals_op_time_op_by_op(cpu):
     """The fit costs every shape at once (kernel_fit.batch_times); it must be op_time's answer, on a
     GPU spec too, where the waves of GEMM tiles matter and N varies within the batch."""
@@ -166,7 +215,7 @@ def test_the_fit_s_batched_timing_equals_op_time_op_by_op(cpu):
             **TRUTH["gemm"], "n_efficiency": {"size": [1024, 4096], "efficiency": [1.0, 0.8]},
             "k_stream_efficiency": {"size": [512, 4096], "efficiency": [0.5, 1.0]}, "gemv_rows": 2,
             "gemv_reread": {"size": [1e6, 1e8], "efficiency": [0.4, 1.0]}},
-            "attention": {**TRUTH["attention"], "decode_size": "context",
+            "attention": {**TRUTH["attention"], "decode_size": "context", "decode_overlap": 1.0,
                           "decode_efficiency": {"size": [512, 8192], "efficiency": [0.3, 0.1]}}})
         dev = Device(spec, cal)
         one_by_one = np.array([float(op_time(o, dev)) for o in ops])

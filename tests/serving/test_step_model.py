@@ -71,10 +71,25 @@ def test_tabulated_counts_equal_the_ops_costed_one_by_one(model, hw, tp, dtype, 
             assert got == pytest.approx(want, rel=1e-12, abs=0.0)
 
 
-@pytest.mark.parametrize("curves", [False, True])
+def _additive(dev):
+    """The device with decode attention's math and KV read added (decode_overlap 1, as a CPU's SDPA)."""
+    from simulator.roofline import Device
+
+    return Device(dev.spec, dev.cal.model_copy(update={"attention": dev.cal.attention.model_copy(update={"decode_overlap": 1.0})}))
+
+
+@pytest.mark.parametrize("curves", [False, True, "additive", "curved additive"])
 def test_decode_stretch_equals_single_steps(curves):
     m, dev = load_model_spec("mistral-7b"), device("a100-80gb-sxm")
-    dev = _curved(dev) if curves else dev
+    dev = _curved(dev) if curves in (True, "curved additive") else dev
+    dev = _additive(dev) if curves in ("additive", "curved additive") else dev
+    if curves in ("additive", "curved additive"):  # and the step model's decode steps are step_time's
+        sm = StepModel(m, dev, Layout(), resolve_precision(dev.spec, "bf16"))
+        ctx = np.array([100, 5000, 20000])
+        want = float(step_time(m, dev, Decode(ctx), Layout(), resolve_precision(dev.spec, "bf16")).total_s)
+        assert sm.time([], ctx, 3) == pytest.approx(want, rel=1e-12)
+        assert want > float(step_time(m, device("a100-80gb-sxm") if curves == "additive" else _curved(
+            device("a100-80gb-sxm")), Decode(ctx), Layout(), resolve_precision(dev.spec, "bf16")).total_s)
     sm = StepModel(m, dev, Layout(), resolve_precision(dev.spec, "bf16"))
     rows, keys = np.array([300, 40, 39, 12, 1]), np.array([900_000, 80_040, 79_100, 30_000, 4_000])
     out = np.empty((3, len(rows)))
