@@ -58,7 +58,7 @@ class StepModel:
         fixed = not any(isinstance(e, Curve) for e in effs)
         self._fast = (1.0 / (self._peak * effs[0]), 1.0 / (dev.mem_bandwidth * effs[2]), cal.overlap("attention", "decode")) \
             if fixed else None
-        self._fast_prefill = (1.0 / (self._peak * effs[1]), self._fast[1], cal.overlap_norm) if fixed else None
+        self._fast_prefill = (1.0 / (self._peak * effs[1]), self._fast[1], cal.overlap("attention", "prefill")) if fixed else None
         self._per_key = np.array([[0.0, self._a], [self._c, self._b]])  # decode attention by (rows, keys)
         self._fast_rates = None if self._fast is None else np.array(self._fast[:2])[:, None]
         # context parallelism: a rank's dense layers see 1/cp of the prompt tokens; its K/V shard
