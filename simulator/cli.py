@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from typing import Optional
@@ -82,22 +83,53 @@ def _plugins() -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code: bad input is one line on stderr and code 2, never a traceback."""
+    """Run the CLI and return its exit code: bad input is one line on stderr and code 2, never a
+    traceback; so is output that cannot be written (a full disk, a closed pipe) and a run too
+    large for this machine's memory. Anything else is a bug: one line and code 1, the traceback
+    with INFERCAST_DEBUG=1."""
     try:
         _plugins()
         app(args=argv, standalone_mode=False)
+        sys.stdout.flush()
     except InfercastError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"error: {exc}", 2)
     except Exit as exc:
         return exc.exit_code
     except Abort:
-        print("aborted", file=sys.stderr)
-        return 130
+        return _fail("aborted", 130)
     except TyperException as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
-        return 2
+        return _fail(f"error: {exc.format_message()}", 2)
+    except OSError as exc:
+        if exc.filename is None:  # stdout itself: /dev/full, a closed pipe
+            _silence_stdout()
+            return _fail(f"error: cannot write the output ({exc.strerror or type(exc).__name__})", 2)
+        return _fail(f"error: {exc.filename}: {exc.strerror or type(exc).__name__}", 2)
+    except MemoryError:
+        return _fail("error: out of memory: the run is larger than this machine holds; ask for fewer "
+                     "requests, replicas or batch rows", 2)
+    except Exception as exc:  # noqa: BLE001 - a bug, but still one line for the user
+        if os.environ.get("INFERCAST_DEBUG"):
+            raise
+        first = (str(exc).splitlines() or [""])[0]
+        return _fail(f"internal error: {type(exc).__name__}: {first} (a bug in infercast; INFERCAST_DEBUG=1 "
+                     "shows the traceback)", 1)
     return 0
+
+
+def _fail(line: str, code: int) -> int:
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's flush at exit has nothing left to fail on."""
+    try:
+        sys.stdout = open(os.devnull, "w")
+    except OSError:
+        pass
 
 
 def main() -> None:
