@@ -2,8 +2,10 @@
 # The GPU checks of issue 5, as one script for a machine with an NVIDIA GPU and torch + triton
 # installed (the device tool's H200): the Triton kernel tests natively, then the calibration sweep
 # (infercast calibrate --device cuda) and its held-out error. Everything lands under $OUT (default
-# ./gpu-out): kernel_tests.txt, calibrate.txt, <hw>/kernels.csv + kernels.raw.csv and <hw>.yaml,
-# to commit as validate/data/<hw>/ and hwspecs/calibration/<hw>.yaml.
+# ./gpu-out; never infercast's own package folders, which calibrate refuses): kernel_tests.txt,
+# calibrate.txt, <hw>/kernels.csv + kernels.raw.csv and <hw>.yaml. To commit them as reference data,
+# from a source checkout: `infercast validate publish $OUT/<hw>/kernels.csv` (-> validate/data/<hw>/)
+# and `cp $OUT/<hw>.yaml hwspecs/calibration/`.
 #   OUT=/tmp/x QUICK=1 bash benchmarks/gpu_calibration.sh
 set -euo pipefail
 OUT=${OUT:-gpu-out}

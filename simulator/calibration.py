@@ -227,10 +227,15 @@ def calibration_dir() -> Path:
     return data_dir("hwspecs.calibration")
 
 
+def infercast_home() -> Path:
+    """$INFERCAST_HOME, or ~/.infercast when it is unset or empty: where runs of this machine go."""
+    return Path(os.environ.get("INFERCAST_HOME") or Path.home() / ".infercast")
+
+
 def user_calibration_dir() -> Path:
     """Where `infercast calibrate` writes profiles of this machine: $INFERCAST_HOME/calibration
     (default ~/.infercast/calibration). A profile there comes before a shipped one."""
-    return Path(os.environ.get("INFERCAST_HOME", Path.home() / ".infercast")) / "calibration"
+    return infercast_home() / "calibration"
 
 
 def profile_path(device_id: str) -> Path | None:

@@ -13,6 +13,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from .closed_form import DEFAULT
 from .errors import InfercastError
+from .limits import MAX_BATCH, MAX_DEGREE, MAX_DEVICES, MAX_TOKENS
 from .planner.cli import plan_command
 from .serving.cli import simulate_command
 
@@ -31,15 +32,15 @@ class Format(str, Enum):
 def whatif(
     model: str = typer.Option(DEFAULT["model"], help="Model ID (see `infercast list models`), a YAML file or a HF config.json."),
     hw: str = typer.Option(DEFAULT["hw"], help="Hardware ID (see `infercast list hw`), `local`, or a YAML file."),
-    tp: int = typer.Option(1, help="Tensor-parallel degree."),
-    pp: int = typer.Option(1, help="Pipeline-parallel stages."),
-    cp: int = typer.Option(1, help="Context-parallel degree (ring attention prefill, KV sharded for decode)."),
+    tp: int = typer.Option(1, help=f"Tensor-parallel degree (1 to {MAX_DEGREE:,}; devices tp x pp x cp up to {MAX_DEVICES:,})."),
+    pp: int = typer.Option(1, help=f"Pipeline-parallel stages (1 to {MAX_DEGREE:,})."),
+    cp: int = typer.Option(1, help=f"Context-parallel degree (ring attention prefill, KV sharded for decode; 1 to {MAX_DEGREE:,})."),
     cp_kind: str = typer.Option("ring", help="Context parallelism: ring (K/V passed under attention) or ulysses (all-to-all)."),
-    ep: int = typer.Option(1, help="Expert-parallel degree inside the TP group (MoE models)."),
-    ep_imbalance: float = typer.Option(1.0, help="Busiest expert-parallel rank's token load over the mean."),
-    batch: int = typer.Option(1, help="Concurrent requests in the static batch."),
-    input_len: int = typer.Option(DEFAULT["input_len"], help="Prompt tokens per request."),
-    output_len: int = typer.Option(DEFAULT["output_len"], help="Generated tokens per request."),
+    ep: int = typer.Option(1, help="Expert-parallel degree inside the TP group (MoE models; divides --tp)."),
+    ep_imbalance: float = typer.Option(1.0, help="Busiest expert-parallel rank's token load over the mean (1 to --ep)."),
+    batch: int = typer.Option(1, help=f"Concurrent requests in the static batch (1 to {MAX_BATCH:,})."),
+    input_len: int = typer.Option(DEFAULT["input_len"], help=f"Prompt tokens per request (1 to {MAX_TOKENS:,})."),
+    output_len: int = typer.Option(DEFAULT["output_len"], help=f"Generated tokens per request (1 to {MAX_TOKENS:,})."),
     dtype: str = typer.Option("bf16", help="Weight dtype: fp32, bf16, fp16, fp8, int8, int4, fp4."),
     kv_dtype: Optional[str] = typer.Option(None, help="KV-cache dtype (default: as the weights; 16-bit for 4-bit weights)."),
     compute_dtype: Optional[str] = typer.Option(None, help="GEMM dtype (default: fp8/int8 weights run W8A8 where the device can)."),
@@ -75,11 +76,17 @@ def list_models() -> None:
     print_models()
 
 
+_PLUGGED: set[str] = set()
+
+
 def _plugins() -> None:
+    """Add the commands of the `infercast.commands` entry points, once per process."""
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="infercast.commands"):
-        app.add_typer(ep.load(), name=ep.name)
+        if ep.name not in _PLUGGED:
+            app.add_typer(ep.load(), name=ep.name)
+            _PLUGGED.add(ep.name)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -11,14 +11,20 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .about import infercast_version
 from .calibration import Calibration
 from .catalog import load_model_spec
+from .checks import finite_number, whole_number
 from .cost import cost_line
 from .decode_schedule import decode_contexts
-from .errors import InfercastError
+from .errors import InfercastError, bad_input
+from .fit_advice import advise
+from .human import count, size
+from .hwspec import DTYPES
+from .limits import MAX_BATCH, MAX_DEGREE, MAX_DEVICES, MAX_TOKENS
 from .memory import MemoryPlan, memory_plan
 from .phases import Decode, Layout, Prefill, check_layout
-from .precision import resolve_precision
+from .precision import KV_DTYPES, WEIGHT_DTYPES, resolve_precision
 from .roofline import Device
 from .step import StepTime, device, step_time
 
@@ -62,12 +68,31 @@ class WhatIfResult:
     ep: int = 1
     notes: list[str] = field(default_factory=list)
     breakdown: list[dict] = field(default_factory=list, repr=False)
+    ep_imbalance: float = 1.0
+    cp_kind: str = "ring"
+    advice: dict | None = None  # when it does not fit: the smallest change that does (fit_advice.FitAdvice)
 
     def to_dict(self, with_breakdown: bool = False) -> dict:
+        """Every field, plus `config`: what produced the result (model, hardware, layout, batch,
+        lengths, dtypes, calibration status, infercast's version)."""
         d = asdict(self)
         if not with_breakdown:
             d.pop("breakdown")
+        d["config"] = self.config()
         return d
+
+    def config(self) -> dict:
+        layout = Layout(self.tp, self.pp, self.cp, self.ep, self.ep_imbalance, self.cp_kind)
+        return {
+            "model": self.model, "hw": self.hw,
+            "layout": {"tp": self.tp, "pp": self.pp, "cp": self.cp, "ep": self.ep, "ep_imbalance": self.ep_imbalance,
+                       "cp_kind": self.cp_kind, "devices": self.devices, "name": layout.name()},
+            "batch": self.batch, "input_len": self.input_len, "output_len": self.output_len,
+            "dtype": self.dtype, "kv_dtype": self.kv_dtype, "compute_dtype": self.compute_dtype,
+            "calibrated": self.calibrated,
+            "rates": "calibrated profile" if self.calibrated else "default efficiencies",
+            "infercast_version": infercast_version(),
+        }
 
     def ops_frame(self):
         """The per-op breakdown as a pandas DataFrame (one row per op and phase)."""
@@ -76,10 +101,39 @@ class WhatIfResult:
         return pd.DataFrame(self.breakdown)
 
 
-def _positive(value: int, flag: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InfercastError(f"{flag}: must be a whole number >= 1 (got {value!r})")
-    return int(value)
+def _choice(value: object, flag: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise bad_input(flag, f"must be one of {', '.join(allowed)}", value)
+    return value
+
+
+def check_flags(tp: int, pp: int, cp: int, ep: int, ep_imbalance: float, cp_kind: str, batch: int,
+                input_len: int, output_len: int, dtype: str, kv_dtype: str | None,
+                compute_dtype: str | None) -> tuple[Layout, int, int, int]:
+    """The what-if's flags checked once, each error one line naming its flag: parallel degrees
+    under MAX_DEGREE and the layout under MAX_DEVICES, batch under MAX_BATCH, lengths under
+    MAX_TOKENS, the EP imbalance finite in [1, ep], dtype names from the known sets."""
+    degree = " (the ceiling on any parallel degree)"
+    tp, pp, cp, ep = (whole_number(v, f"--{k}", 1, MAX_DEGREE, degree)
+                      for k, v in (("tp", tp), ("pp", pp), ("cp", cp), ("ep", ep)))
+    if tp * pp * cp > MAX_DEVICES:
+        raise InfercastError(f"--tp/--pp/--cp: a layout of {count(tp * pp * cp)} devices (tp x pp x cp) is over "
+                             f"the ceiling of {count(MAX_DEVICES)}")
+    batch = whole_number(batch, "--batch", 1, MAX_BATCH, " (the ceiling on requests in one batch)")
+    tokens = " (the ceiling on tokens in one request)"
+    input_len = whole_number(input_len, "--input-len", 1, MAX_TOKENS, tokens)
+    output_len = whole_number(output_len, "--output-len", 1, MAX_TOKENS, tokens)
+    imbalance = finite_number(ep_imbalance, "--ep-imbalance", low=1.0, low_inclusive=True)
+    if imbalance > ep:
+        raise bad_input("--ep-imbalance", f"must be <= --ep ({ep}): the busiest rank gets at most all the tokens",
+                        ep_imbalance)
+    _choice(cp_kind, "--cp-kind", ("ring", "ulysses"))
+    _choice(dtype, "--dtype", WEIGHT_DTYPES)
+    if kv_dtype is not None:
+        _choice(kv_dtype, "--kv-dtype", KV_DTYPES)
+    if compute_dtype is not None:
+        _choice(compute_dtype, "--compute-dtype", DTYPES)
+    return Layout(tp, pp, cp, ep, imbalance, cp_kind), batch, input_len, output_len
 
 
 def whatif(model: str = DEFAULT["model"], hw: str = DEFAULT["hw"], tp: int = 1, pp: int = 1,
@@ -91,36 +145,38 @@ def whatif(model: str = DEFAULT["model"], hw: str = DEFAULT["hw"], tp: int = 1, 
     prompt tokens and `output_len` generated tokens. IDs or paths for `model` and `hw`.
     With check_memory=False the times are computed even when the memory plan does not fit;
     `calibration` replaces the device's profile (e.g. to ask what ideal efficiencies would give);
-    cp, ep, ep_imbalance and cp_kind as in phases.Layout."""
-    for v, flag in ((tp, "--tp"), (pp, "--pp"), (cp, "--cp"), (ep, "--ep"), (batch, "--batch"), (input_len, "--input-len"), (output_len, "--output-len")):
-        _positive(v, flag)
+    cp, ep, ep_imbalance and cp_kind as in phases.Layout. A configuration that does not fit gets
+    `advice`: the smallest change that does (fit_advice)."""
+    layout, batch, input_len, output_len = check_flags(tp, pp, cp, ep, ep_imbalance, cp_kind, batch, input_len,
+                                                       output_len, dtype, kv_dtype, compute_dtype)
     m = load_model_spec(model)
     dev = device(hw) if calibration is None else Device(device(hw).spec, calibration)
-    layout = Layout(tp, pp, cp, ep, float(ep_imbalance), cp_kind)
     check_layout(m, layout)
     prec = resolve_precision(dev.spec, dtype, kv_dtype, compute_dtype)
     plan = memory_plan(m, dev, layout, prec, batch, input_len + output_len, batch * input_len)
     res = WhatIfResult(
-        m.id, dev.spec.id, tp, pp, layout.devices, batch, input_len, output_len, prec.weights, prec.kv,
+        m.id, dev.spec.id, layout.tp, layout.pp, layout.devices, batch, input_len, output_len, prec.weights, prec.kv,
         prec.compute, dev.calibrated, plan.fits, plan.capacity_bytes, plan.weights_bytes,
-        plan.kv_cache_bytes, plan.activation_bytes, plan.max_batch, cp=cp, ep=ep,
+        plan.kv_cache_bytes, plan.activation_bytes, plan.max_batch, cp=layout.cp, ep=layout.ep,
+        ep_imbalance=layout.ep_imbalance, cp_kind=layout.cp_kind,
     )
     if m.max_context and input_len + output_len > m.max_context:
-        res.notes.append(f"context {input_len + output_len} exceeds {m.id}'s trained maximum of {m.max_context}")
+        res.notes.append(f"context {count(input_len + output_len)} exceeds {m.id}'s trained maximum of "
+                         f"{count(m.max_context)}")
     if not plan.fits:
-        res.message = _does_not_fit(plan)
+        fix = advise(m, dev, layout, prec, batch, input_len, output_len)
+        res.message, res.advice = f"{does_not_fit(plan)}; {fix.text()}", fix.to_dict()
         if check_memory:
             return res
     _fill_times(res, m, dev, layout, prec)
     return res
 
 
-def _does_not_fit(plan: MemoryPlan) -> str:
-    gib = 2**30
-    return (f"does not fit: needs {plan.needed_bytes / gib:.1f} GiB per device "
-            f"(weights {plan.weights_bytes / gib:.1f}, KV {plan.kv_cache_bytes / gib:.1f}, "
-            f"activations {plan.activation_bytes / gib:.1f}), has {plan.capacity_bytes / gib:.1f} GiB usable; "
-            f"max batch at this context: {plan.max_batch}")
+def does_not_fit(plan: MemoryPlan) -> str:
+    """What a configuration needs per device against what it has, every number human-formatted."""
+    return (f"does not fit: needs {size(plan.needed_bytes)} per device (weights {size(plan.weights_bytes)}, "
+            f"KV {size(plan.kv_cache_bytes)}, activations {size(plan.activation_bytes)}), "
+            f"has {size(plan.capacity_bytes)} usable")
 
 
 def _fill_times(res: WhatIfResult, m, dev, layout, prec) -> None:
@@ -130,7 +186,7 @@ def _fill_times(res: WhatIfResult, m, dev, layout, prec) -> None:
     ctx, weights = decode_contexts(I, O)
     decode_total, bound_decode, rows = 0.0, None, []
     if len(ctx):
-        dec = step_time(m, dev, Decode(np.repeat(ctx[:, None], B, axis=1)), layout, prec)
+        dec = step_time(m, dev, Decode(np.broadcast_to(ctx[:, None], (len(ctx), B))), layout, prec)
         decode_total = float(np.dot(dec.total_s, weights))
         bound_decode = dec.bound(dev)
         rows = dec.rows(dev, "decode")

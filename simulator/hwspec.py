@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
-from .quantity_types import STRICT, Bytes, BytesPerS, FlopsPerS, Watts
+from .limits import MAX_DEVICES
+from .quantity_types import STRICT, Bytes, BytesPerS, FlopsPerS, Label, Watts, finite_amount, whole_number
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 SourceRef = str | list[str]
+MAX_COMPUTE_UNITS = 1_000_000  # SMs, CUs or cores of one device (H100: 132 SMs; a 192-core CPU)
+ComputeUnits = Annotated[int, whole_number(1, MAX_COMPUTE_UNITS)]
+DomainSize = Annotated[int, whole_number(1, MAX_DEVICES)]
+UsdPerHour = Annotated[float, finite_amount(1e6, "price in USD per hour")]
+UsdPrice = Annotated[float, finite_amount(1e10, "price in USD")]
 
 
 class Source(BaseModel):
@@ -51,16 +57,13 @@ class Engine(Sourced):
     peak: dict[Dtype, FlopsPerS]
     # Largest measured matmul rate per dtype (e.g. the "maximum achievable matmul FLOPS" benchmark).
     measured_matmul: dict[Dtype, FlopsPerS] = Field(default_factory=dict)
-    compute_units: PositiveInt | None = None  # SMs, CUs, cores: used for GEMM wave quantisation
+    compute_units: ComputeUnits | None = None  # SMs, CUs, cores: used for GEMM wave quantisation
 
     @field_validator("peak")
     @classmethod
-    def _positive(cls, v: dict) -> dict:
+    def _not_empty(cls, v: dict) -> dict:  # each rate is > 0 by its type
         if not v:
-            raise ValueError("at least one dtype is needed")
-        for k, x in v.items():
-            if x <= 0:
-                raise ValueError(f"{k} must be > 0")
+            raise ValueError(f"at least one dtype is needed (one of {', '.join(DTYPES)})")
         return v
 
 
@@ -84,7 +87,7 @@ class Cache(Sourced):
 class Link(Sourced):
     bandwidth_per_dir: BytesPerS = Field(gt=0)
     name: str = ""
-    domain_size: PositiveInt | None = None  # devices reachable at this bandwidth (scale-up only)
+    domain_size: DomainSize | None = None  # devices reachable at this bandwidth (scale-up only)
     peer_bandwidth_per_dir: BytesPerS | None = None  # fully connected mesh (scale-up): each pair's own link
 
 
@@ -99,18 +102,24 @@ class Power(Sourced):
     tdp: Watts = Field(gt=0)
     idle: Watts | None = None
 
+    @model_validator(mode="after")
+    def _idle_below_tdp(self) -> "Power":
+        if self.idle is not None and self.idle > self.tdp:
+            raise ValueError(f"idle ({self.idle:,.0f} W) must be <= tdp ({self.tdp:,.0f} W)")
+        return self
+
 
 class Price(Sourced):
-    cloud_usd_per_hour: PositiveFloat | None = None
-    purchase_usd: PositiveFloat | None = None
-    estimate: bool = False  # true where no public list price was found
+    cloud_usd_per_hour: UsdPerHour | None = None
+    purchase_usd: UsdPrice | None = None
+    estimate: StrictBool = False  # true where no public list price was found
 
 
 class HardwareSpec(BaseModel):
     model_config = STRICT
-    id: str
-    name: str
-    vendor: str
+    id: Label
+    name: Label
+    vendor: Label
     kind: Literal["gpu", "cpu", "npu", "tpu", "accelerator", "soc"]
     sources: dict[str, Source]
     engines: dict[str, Engine]
@@ -121,6 +130,13 @@ class HardwareSpec(BaseModel):
     power: Power | None = None
     price: Price | None = None
     note: str = ""
+
+    @field_validator("engines")
+    @classmethod
+    def _an_engine(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("at least one compute engine is needed")
+        return v
 
     @model_validator(mode="after")
     def _check_refs(self) -> "HardwareSpec":

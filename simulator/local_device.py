@@ -62,7 +62,7 @@ def detect_local(measured=None, use_profile: bool = True) -> HardwareSpec:
         for d, v in measured.peak.items():
             peaks[d] = max(peaks.get(d, 0.0), v)
     return HardwareSpec.model_validate({
-        "id": "local", "name": f"{name} ({cores} cores)", "vendor": platform.system(), "kind": "cpu",
+        "id": "local", "name": f"{name} ({cores} cores)", "vendor": platform.system() or "unknown", "kind": "cpu",
         "sources": {
             "detected": {"note": f"detected on this machine: {cores} cores, {ghz:.2f} GHz, ISA {' '.join(isa) or 'baseline'}"},
             "assumed": {"note": f"assumption until calibrated: {ASSUMED_BW_PER_CORE / 1e9:.0f} GB/s per core, at most {ASSUMED_BW_MAX / 1e9:.0f} GB/s"},

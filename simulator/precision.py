@@ -63,6 +63,10 @@ def resolve_precision(hw: HardwareSpec, dtype: str = "bf16", kv_dtype: str | Non
             compute_dtype = half
     elif compute_dtype not in peaks:
         raise InfercastError(f"--compute-dtype: {hw.id} has no {compute_dtype} rate (has: {', '.join(peaks)})")
+    if compute_dtype not in peaks:  # e.g. an int8-only NPU asked for 16-bit GEMMs: no rate to time them at
+        raise InfercastError(f"--dtype: {hw.id} has no {compute_dtype} rate for {dtype} weights' GEMMs (has: "
+                             f"{', '.join(peaks)}); give --compute-dtype one of those, e.g. --dtype int4 "
+                             f"--compute-dtype {next(iter(peaks))}")
     if kv_dtype is None:
         kv_dtype = dtype if dtype in KV_DTYPES and dtype != "int4" else half
     _check(kv_dtype, KV_DTYPES, "--kv-dtype")

@@ -18,5 +18,10 @@ def sweep(**grid):
     values = [v if isinstance(v, (list, tuple, range)) else [v] for v in grid.values()]
     if any(len(v) == 0 for v in values):
         raise InfercastError("sweep: every swept option needs at least one value")
-    rows = [whatif(**dict(zip(keys, combo))).to_dict() for combo in itertools.product(*values)]
+    rows = [_flat(whatif(**dict(zip(keys, combo))).to_dict()) for combo in itertools.product(*values)]
     return pd.DataFrame(rows)
+
+
+def _flat(row: dict) -> dict:
+    """A what-if's scalar fields: its `config` block repeats them, `advice` (a non-fit's) is nested."""
+    return {k: v for k, v in row.items() if not isinstance(v, (dict, list))}

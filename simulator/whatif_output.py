@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import csv
 from dataclasses import fields
-import json
 import sys
 
 from .console import console
 from .closed_form import WhatIfResult
+from .human import count, rate, seconds, size
+from .strict_json import dumps
 
-GIB = 2**30
-SUMMARY_KEYS = [f.name for f in fields(WhatIfResult) if f.name not in ("notes", "breakdown")]
+SUMMARY_KEYS = [f.name for f in fields(WhatIfResult) if f.name not in ("notes", "breakdown", "advice")]
 OP_KEYS = ["phase", "op", "kind", "count", "flops", "bytes", "comm_bytes", "time_s", "share", "bound"]
 
 
 def emit(res: WhatIfResult, fmt: str, breakdown: bool) -> None:
     if fmt == "json":
-        print(json.dumps(res.to_dict(with_breakdown=breakdown), indent=2))
+        print(dumps(res.to_dict(with_breakdown=breakdown)))
     elif fmt == "csv":
         rows, keys = (res.breakdown, OP_KEYS) if breakdown else ([res.to_dict()], SUMMARY_KEYS)
         w = csv.DictWriter(sys.stdout, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
@@ -28,7 +28,7 @@ def emit(res: WhatIfResult, fmt: str, breakdown: bool) -> None:
 
 
 def _ms(s: float | None) -> str:
-    return "-" if s is None else (f"{s * 1e3:,.2f} ms" if s < 10 else f"{s:,.2f} s")
+    return "-" if s is None else seconds(s)
 
 
 def _usd(x: float | None) -> str:
@@ -50,23 +50,23 @@ def _table(res: WhatIfResult, breakdown: bool) -> None:
     con = console()
     con.print(
         f"[bold]{res.model}[/] on {res.devices}x [bold]{res.hw}[/] ({_layout(res)}), batch {res.batch}, "
-        f"{res.input_len:,} in / {res.output_len:,} out; weights {res.dtype}, KV {res.kv_dtype}, GEMM {res.compute_dtype}"
+        f"{count(res.input_len)} in / {count(res.output_len)} out; weights {res.dtype}, KV {res.kv_dtype}, GEMM {res.compute_dtype}"
     )
     total = res.weights_bytes + res.kv_cache_bytes + res.activation_bytes
     con.print(_kv("Memory per device", [
-        ("weights", f"{res.weights_bytes / GIB:,.2f} GiB"),
-        (f"KV cache ({res.batch} x {res.input_len + res.output_len:,} tokens)", f"{res.kv_cache_bytes / GIB:,.2f} GiB"),
-        ("activations (prefill peak)", f"{res.activation_bytes / GIB:,.2f} GiB"),
-        ("total", f"{total / GIB:,.2f} GiB"),
-        ("usable", f"{res.memory_capacity_bytes / GIB:,.2f} GiB"),
-        ("max batch at this context", f"{res.max_batch:,}"),
+        ("weights", size(res.weights_bytes)),
+        (f"KV cache ({count(res.batch)} x {count(res.input_len + res.output_len)} tokens)", size(res.kv_cache_bytes)),
+        ("activations (prefill peak)", size(res.activation_bytes)),
+        ("total", size(total)),
+        ("usable", size(res.memory_capacity_bytes)),
+        ("max batch at this context (prompts prefilled one at a time)", count(res.max_batch)),
     ]))
     if not res.fits:
         con.print(f"[bold red]{res.message}[/]")
     else:
         con.print(_kv("Latency and throughput", [
             ("TTFT", _ms(res.ttft_s)), ("TPOT", _ms(res.tpot_s)), ("E2E", _ms(res.e2e_s)),
-            ("output tokens/s", f"{res.throughput_tok_s:,.1f}"), ("prefill tokens/s", f"{res.prefill_tok_s:,.0f}"),
+            ("output tokens/s", rate(res.throughput_tok_s, "")), ("prefill tokens/s", rate(res.prefill_tok_s, "")),
             ("prefill", f"{res.bound_prefill}-bound"), ("decode", f"{res.bound_decode or '-'}-bound"),
         ]))
         est = " (estimate)" if res.price_is_estimate else ""
@@ -77,7 +77,7 @@ def _table(res: WhatIfResult, breakdown: bool) -> None:
     for note in res.notes:
         con.print(f"[yellow]note:[/] {note}")
     cal = "calibrated profile" if res.calibrated else "default efficiencies (calibrated: false)"
-    con.print(f"[dim]rates: {cal}[/]")
+    con.print(f"[dim]rates: {cal}; infercast {res.config()['infercast_version']}[/]")
     if breakdown and res.breakdown:
         _ops(con, res)
 

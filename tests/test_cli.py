@@ -124,3 +124,22 @@ def test_console_script_exit_code_and_no_traceback():
     p = subprocess.run([sys.executable, "-c", "from simulator.cli import main; main()", "whatif", "--model", "nope"],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_numbers_in_messages_are_human_formatted():
+    from simulator.human import count, rate, seconds, size
+
+    assert size(212.4 * 2**30) == "212.4 GiB" and size(1.5 * 2**40) == "1.5 TiB" and size(512) == "512 B"
+    assert size(2.17e34) == "more than 1 EiB" and size(float("nan")) == "not a number"
+    assert seconds(0.0123) == "12.3 ms" and seconds(850e-6) == "850 us" and seconds(284) == "4.7 min"
+    assert seconds(2 * 3600) == "2.0 h" and seconds(12 * 86400) == "12.0 days" and seconds(float("inf")) == "infinite"
+    assert count(2_000_000) == "2,000,000" and count(1e300) == "more than 1,000,000,000,000,000"
+    assert rate(0.00646, "req/s") == "0.00646 req/s" and rate(40597.3, "tokens/s") == "40,597 tokens/s"
+
+
+def test_a_huge_request_is_answered_in_human_numbers(capsys):
+    code, out, _ = call(capsys, "whatif", "--batch", "1000000", "--input-len", "100000000", "--output-len", "1000",
+                        "--format", "json")
+    d = json.loads(out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert code == 0 and d["fits"] is False and "more than 1 EiB" in d["message"] and "e+" not in d["message"]
+    assert d["advice"]["fits_with"]["needed_bytes_per_device"] <= d["memory_capacity_bytes"]

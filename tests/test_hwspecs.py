@@ -132,3 +132,41 @@ def test_broken_yaml_names_file_and_line(tmp_path):
     with pytest.raises(InfercastError) as err:
         load_hardware(path)
     assert "broken.yaml" in str(err.value) and "line" in str(err.value)
+
+
+@pytest.mark.parametrize("block,key,value,allowed", [
+    (("memory", "device"), "capacity", "1e300 GiB", "at most 1 EiB"),  # once a traceback
+    (("engines", "gpu", "peak"), "bf16", float("inf"), "finite"),  # once accepted as infinite FLOP/s
+    (("memory", "device"), "bandwidth", 0, "> 0"),
+    (("engines", "gpu"), "compute_units", True, "whole number"),  # once read as 1
+    (("price",), "cloud_usd_per_hour", float("inf"), "finite"),
+])
+def test_unphysical_number_fails_naming_key_and_value(tmp_path, toy, block, key, value, allowed):
+    bad = copy.deepcopy(toy)
+    node = bad
+    for part in block:
+        node = node[part]
+    node[key] = value
+    path = write(tmp_path, f"{key}.yaml", bad)
+    with pytest.raises(InfercastError) as err:
+        load_hardware(path)
+    msg = str(err.value)
+    assert f"{key}.yaml" in msg and ".".join((*block, key)) in msg and allowed in msg and "(got " in msg
+
+
+@pytest.mark.parametrize("content,got", [
+    ("- a\n- b\n", "a list"), ("", "an empty file"), ("just words\n", "a string"),
+])
+def test_top_level_must_be_a_mapping(tmp_path, content, got):
+    with pytest.raises(InfercastError, match=f"mapping of keys at the top level \\(got {got}\\)"):
+        load_hardware(write(tmp_path, "top.yaml", content))
+
+
+def test_special_files_are_refused_without_reading_them(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # opening it would block until a writer came
+    for path, got in ((str(fifo), "fifo"), ("/dev/zero", "device"), (str(tmp_path), "directory")):
+        with pytest.raises(InfercastError, match=got):
+            load_hardware(path)

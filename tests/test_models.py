@@ -70,3 +70,60 @@ def test_hf_config_deepseek_v3(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     m = load_model_spec(str(tmp_path))
     assert param_count(m) == param_count(load_model_spec("deepseek-v3"))
+
+
+def _write_model(tmp_path, name, **change):
+    import yaml
+
+    base = {"id": "m", "name": "m", "hidden_size": 64, "num_layers": 2, "num_heads": 4, "num_kv_heads": 4,
+            "intermediate_size": 128, "vocab_size": 100}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**base, **change}))
+    return str(path)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("num_layers", True),  # once read as 1 layer
+    ("hidden_size", 64.5),
+    ("hidden_size", "64"),
+    ("vocab_size", 10**12),
+    ("tie_embeddings", "no"),
+])
+def test_dimensions_are_whole_numbers_in_range(tmp_path, key, value):
+    from simulator.errors import InfercastError
+
+    with pytest.raises(InfercastError, match=f"key '{key}'"):
+        load_model_spec(_write_model(tmp_path, f"{key}-{value}", **{key: value}))
+
+
+def test_integral_float_is_a_whole_number(tmp_path):
+    assert load_model_spec(_write_model(tmp_path, "float-layers", num_layers=2.0)).num_layers == 2
+
+
+def _write_config(tmp_path, cfg) -> str:
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    return str(tmp_path / "config.json")
+
+
+@pytest.mark.parametrize("cfg,needle", [
+    ([{"model_type": "llama"}], "JSON object"),  # once an AttributeError traceback
+    ({"model_type": "bert", "hidden_size": 768}, "llama, mistral, mixtral, qwen2"),  # once costed as a decoder
+    ({"model_type": "llama", "is_encoder_decoder": True}, "decoder-only"),
+    ({"hidden_size": 768}, "missing key 'model_type'"),
+    ({"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32, "vocab_size": 10}, "num_hidden_layers"),
+    ({"model_type": "llama", "hidden_size": "4096", "num_hidden_layers": 2, "num_attention_heads": 32,
+      "vocab_size": 10, "intermediate_size": 64}, "key 'hidden_size'"),
+])
+def test_hf_config_refusals_name_the_key(tmp_path, cfg, needle):
+    from simulator.errors import InfercastError
+
+    with pytest.raises(InfercastError, match=needle):
+        load_model_spec(_write_config(tmp_path, cfg))
+
+
+def test_hf_config_errors_use_its_own_key_names(tmp_path):
+    from simulator.errors import InfercastError
+
+    cfg = {"model_type": "gptj", "n_embd": 64, "n_layer": 2.5, "n_head": 4, "vocab_size": 100}
+    with pytest.raises(InfercastError, match="key 'n_layer'"):
+        load_model_spec(_write_config(tmp_path, cfg))

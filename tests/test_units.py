@@ -23,3 +23,40 @@ def test_parse(text, family, expected):
 def test_rejects_wrong_units(text, family):
     with pytest.raises(ValueError):
         parse_quantity(text, family)
+
+
+@pytest.mark.parametrize("value,family", [
+    (float("inf"), "flops_per_s"),  # YAML .inf
+    (float("nan"), "bytes_per_s"),  # YAML .nan
+    ("1e300 GiB", "bytes"),  # finite as written, inf once scaled
+    (10**400, "bytes"),  # an int too large for a float
+    ("2 EiB", "bytes"),  # over MAX_QUANTITY
+    ("2 ZFLOP/s", "flops_per_s"),
+    (True, "bytes"),
+    ([1], "bytes"),
+])
+def test_rejects_non_finite_and_over_ceiling(value, family):
+    with pytest.raises(ValueError):
+        parse_quantity(value, family)
+
+
+def test_ceiling_itself_is_accepted():
+    assert parse_quantity("1 EiB", "bytes") == 2.0**60
+    assert parse_quantity("1 ZFLOP/s", "flops_per_s") == 1e21
+
+
+@pytest.mark.parametrize("value,family,text", [
+    (2.0**60, "bytes", "1 EiB"),
+    (1.5 * 2**40, "bytes", "1.5 TiB"),
+    (80 * 2**30, "bytes", "80 GiB"),
+    (3.35e12, "bytes_per_s", "3.35 TB/s"),
+    (989e12, "flops_per_s", "989 TFLOP/s"),
+    (1e21, "flops_per_s", "1 ZFLOP/s"),
+    (700.0, "watts", "700 W"),
+    (1e9, "seconds", "1,000,000,000 s"),
+])
+def test_format_quantity_reads_back(value, family, text):
+    from simulator.units import format_quantity
+
+    assert format_quantity(value, family) == text
+    assert parse_quantity(text, family) == pytest.approx(value, rel=1e-3)

@@ -6,11 +6,13 @@ The model's steps and the calibration sweep's kernels (validate/calibrate_cpu.py
 same interleaved rounds (validate/timing_rounds.py): this VM's speed drifts by up to 1.4x between
 minutes, so a profile measured at another time would compare two machines. The profile is fitted to
 the kernels alone (never to the model's timings) and written beside the CSV with the kernel table;
-predictions use it. Output: a CSV with a provenance header (default validate/data/local-cpu/e2e.csv),
-its raw per-round timings (<csv>.raw.csv, so a killed run resumes), the table and error statistics
-on stdout, and the report of validate/e2e_report.py (PNG and Markdown next to the CSV).
+predictions use it. Output, in the run folder ($INFERCAST_HOME/validate/local-cpu, or --out; never
+infercast's own package folders): a CSV with a provenance header (e2e.csv; e2e-1.csv, ... when a run
+is there already), its raw per-round timings (<csv>.raw.csv, so a killed run resumes), the table and
+error statistics on stdout, and the report of validate/e2e_report.py (PNG and Markdown next to the
+CSV). `infercast validate publish` commits a run as the reference data of validate/data/local-cpu.
 
-    infercast validate e2e [--quick] [--out PATH] [--force | --resume] [--models 100m,300m] [--threads N]
+    infercast validate e2e [--quick] [--out FOLDER] [--force | --resume] [--models 100m,300m] [--threads N]
 """
 
 from __future__ import annotations
@@ -30,13 +32,8 @@ import torch
 
 from simulator.errors import InfercastError
 
-from .e2e_report import (
-    DEFAULT_CSV,
-    error_stats,
-    stats_lines,
-    table_lines,
-    write_csv,
-)
+from .boundary import e2e_folder, free_run, keep_dated, local_cores, threads_flag
+from .e2e_report import error_stats, stats_lines, table_lines, write_csv
 from .torch_llama import DTYPES, PRESETS, TorchLlama, preset, to_model_spec
 
 
@@ -72,10 +69,6 @@ PLANS: dict[str, dict[str, list[Point]]] = {
 }
 DEFAULT_MODELS = {"full": ["100m", "300m"], "quick": ["100m", "300m"]}
 POINT_BUDGET_S = {"full": 6.0, "quick": 2.5}  # timed seconds per point, within min/max repeats
-
-
-def local_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _quiet_allocator() -> bool:
@@ -159,47 +152,35 @@ def _same_machine(old: dict[str, str], new: dict[str, str]) -> bool:
     return all(old.get(k) == new.get(k) for k in ("cpu", "cores", "threads", "torch", "dtype"))
 
 
-def free_path(path: Path) -> Path:
-    """`path` if it and its raw timings are free, else the first free <stem>-<n><suffix> beside it."""
-    alt, n = path, 0
-    while alt.exists() or alt.with_suffix(".raw.csv").exists():
-        n += 1
-        alt = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return alt
-
-
-def check_args(out: Path, models: list[str], dtype: str, force: bool, resume: bool, threads: int | None) -> None:
+def check_args(models: list[str], dtype: str, force: bool, resume: bool, threads: int | None) -> None:
+    """The flags of `validate e2e` but --out (boundary.output_folder checks the folder)."""
     if force and resume:
-        raise InfercastError("--force and --resume exclude each other (overwrite, or continue the existing file)")
-    if out.suffix != ".csv":
-        raise InfercastError(f"--out: '{out}' must name a .csv file")
-    if out.exists() and out.is_dir():
-        raise InfercastError(f"--out: '{out}' is a directory; name a .csv file")
+        raise InfercastError("--force and --resume exclude each other (measure afresh, or continue the last run)")
     unknown = [m for m in models if m not in PRESETS]
     if unknown or not models:
         raise InfercastError(f"--models: unknown size '{','.join(unknown)}' (known: {', '.join(PRESETS)})")
     if dtype not in DTYPES:
         raise InfercastError(f"--dtype: '{dtype}' not supported here (allowed: {', '.join(DTYPES)})")
-    if threads is not None and threads < 1:
-        raise InfercastError(f"--threads: must be at least 1 (got {threads})")
+    if threads is not None:
+        threads_flag(threads)
 
 
-def run(out: Path = DEFAULT_CSV, quick: bool = False, force: bool = False, resume: bool = False,
+def run(out: Path | None = None, quick: bool = False, force: bool = False, resume: bool = False,
         models: list[str] | None = None, dtype: str = "fp32", threads: int | None = None,
         points: dict[str, list[Point]] | None = None, log: Callable[[str], None] = print,
         kernel_shapes: list[dict] | None = None, rounds: int | None = None) -> tuple[Path, list[dict]]:
-    """Time the model's points and the calibration sweep's kernels in interleaved rounds, fit the
-    profile to the kernels, predict the points, write the CSV; returns (the path, its rows).
-    `points` overrides the plan (model size -> points), `kernel_shapes` the sweep."""
+    """Time the model's points and the calibration sweep's kernels in interleaved rounds, fit the profile
+    to the kernels, predict the points, write the CSV `out` (default $INFERCAST_HOME/validate/local-cpu/
+    e2e.csv); returns (the path, its rows). `points` overrides the plan, `kernel_shapes` the sweep."""
     from simulator.precision import resolve_precision
 
     from . import calibrate_cpu
     from .timing_rounds import median_polish, read_raw, run_rounds
 
     mode = "quick" if quick else "full"
-    out = Path(out)
+    out = Path(out) if out is not None else e2e_folder() / "e2e.csv"
     models = list(points) if points else (models or DEFAULT_MODELS[mode])
-    check_args(out, models, dtype, force, resume, threads)
+    check_args(models, dtype, force, resume, threads)
     threads = threads or local_cores()
     torch.set_num_threads(threads)
     prov = provenance(threads, dtype)
@@ -326,7 +307,8 @@ def _point_call(model: TorchLlama, p: Point) -> Callable[[], object]:
 
 def _files(out: Path, prov: dict, force: bool, resume: bool, log) -> tuple[Path, Path]:
     """(the CSV to write, its raw timings file): an existing run is continued with `resume` (when it
-    was measured on this machine), replaced with `force`, else left alone for a new name."""
+    was measured on this machine); with `force` its files are kept under a dated name and the run
+    takes its name afresh; else it is left alone and the run takes a new name. Nothing is overwritten."""
     from .timing_rounds import read_header
 
     raw = out.with_suffix(".raw.csv")
@@ -338,13 +320,14 @@ def _files(out: Path, prov: dict, force: bool, resume: bool, log) -> tuple[Path,
         log(f"{raw} was measured elsewhere ({old.get('cpu')}, torch {old.get('torch')}, {old.get('threads')} threads, "
             f"{old.get('dtype')}): measuring afresh")
     if force:
-        raw.unlink(missing_ok=True)
+        kept = keep_dated(out)
+        if kept is not None:
+            log(f"kept the earlier run {out.name} as {kept.name}")
         return out, raw
-    if out.exists() or raw.exists():
-        new = free_path(out)
-        log(f"{out} exists (use --force to overwrite, --resume to continue it): writing {new} instead")
-        return new, new.with_suffix(".raw.csv")
-    return out, raw
+    new = free_run(out)
+    if new != out:
+        log(f"{out} exists (--force measures afresh under its name, --resume continues it): writing {new} instead")
+    return new, new.with_suffix(".raw.csv")
 
 
 def print_summary(path: Path, rows: list[dict], seconds: float, log: Callable[[str], None] = print) -> None:

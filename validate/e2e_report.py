@@ -1,7 +1,9 @@
 """Report of an end-to-end CPU check (validate/e2e_cpu.py): the CSV it writes, error statistics,
 a predicted-against-measured scatter plot (PNG) and a short Markdown summary next to the CSV.
 
-torch-free: reads and writes the CSV only.  `python -m validate.e2e_report [CSV]`.
+torch-free: reads and writes the CSV only.  `python -m validate.e2e_report [CSV]` (default: the newest
+run in $INFERCAST_HOME/validate/local-cpu; the committed run's report is rewritten by
+`infercast validate publish validate/data/local-cpu/e2e.csv`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_CSV = Path(__file__).parent / "data" / "local-cpu" / "e2e.csv"
 COLUMNS = ["model", "params", "dtype", "phase", "batch", "length", "measured_s", "rounds", "spread", "cpu_share",
            "predicted_s", "rel_error", "bound"]
 COLUMN_NOTES = {
@@ -183,8 +184,9 @@ def markdown(rows: list[dict], prov: dict[str, str], csv_path: Path, png: Path |
     out += [f"| {r['model']} | {r['dtype']} | {r['phase']} | {r['batch']} | {r['length']} | {r['measured_s'] * 1e3:.1f} | "
             f"{r['rounds']} | {r.get('spread', math.nan):.1%} | {r['predicted_s'] * 1e3:.1f} | {r['rel_error']:+.1%} | "
             f"{r['bound']} |" for r in rows]
-    out += ["", "Regenerate: `infercast validate e2e` (measures; `--resume` continues a killed run from its raw "
-            "timings and refits); this page: `python -m validate.e2e_report CSV`.", ""]
+    out += ["", "Regenerate: `infercast validate e2e` (measures into $INFERCAST_HOME/validate/local-cpu or --out; "
+            "`--resume` continues a killed run from its raw timings and refits); this page: `python -m "
+            "validate.e2e_report CSV`; commit a run as reference data: `infercast validate publish CSV`.", ""]
     return "\n".join(out)
 
 
@@ -199,10 +201,16 @@ def make_report(csv_path: Path, with_plot: bool = True) -> tuple[Path | None, Pa
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .boundary import e2e_folder, inside_package, newest_run
+
     argv = sys.argv[1:] if argv is None else argv
-    path = Path(argv[0]) if argv else DEFAULT_CSV
-    if not path.exists():
-        print(f"error: {path}: no such CSV (run `infercast validate e2e` first)", file=sys.stderr)
+    path = Path(argv[0]) if argv else newest_run(e2e_folder())
+    if path is None or not path.is_file():
+        print(f"error: {path or e2e_folder()}: no such CSV (run `infercast validate e2e` first)", file=sys.stderr)
+        return 2
+    if inside_package(path) is not None:
+        print(f"error: {path}: reference data; `infercast validate publish {path}` redraws its report",
+              file=sys.stderr)
         return 2
     png, md = make_report(path)
     prov, rows = read_csv(path)

@@ -3,9 +3,10 @@ device limit) x role, each scored per request class by planner.capacity.
 
 A layout is kept when the model splits over its TP degree (phases.check_layout), TP stays inside
 one scale-up domain (engines do not run tensor parallelism over NICs; cards without a scale-up
-fabric run it over PCIe inside a server of PCIE_SERVER of them), the weights and one step's
+fabric run it over PCIe inside a server of fit_advice.PCIE_SERVER of them), the weights and one step's
 activations leave room for KV, and it uses at most `max_devices` devices. Context parallelism is
-offered only for roles that prefill (a decode-only pool gains nothing from it here)."""
+offered to roles that prefill, and to a decode-only pool only where the same TP x PP without it
+cannot hold one request of the longest class (CP shards the KV; otherwise it gains nothing here)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from ..catalog import load_model_spec
-from ..collectives import domain_size
 from ..errors import InfercastError
+from ..fit_advice import tensor_parallel_limit
 from ..phases import Layout, check_layout
 from ..precision import resolve_precision
 from ..serving.pools import kv_blocks
@@ -25,7 +26,6 @@ from .capacity import Capacity, ClassShape, capacity
 from .mip import Candidate
 from .spec import PlanSpec, Stock, mean_length
 
-PCIE_SERVER = 8  # PCIe cards per server (tensor parallelism over PCIe stays inside one)
 ROLES_COLOCATED = ("both",)
 ROLES_DISAGGREGATED = ("both", "prefill", "decode")
 
@@ -45,7 +45,7 @@ def class_shapes(spec: PlanSpec) -> list[ClassShape]:
 
 def layouts(spec: PlanSpec, model, hw_spec) -> list[Layout]:
     out, lim = [], spec.layouts
-    dom = domain_size(hw_spec) if hw_spec.links.scaleup is not None else PCIE_SERVER
+    dom = tensor_parallel_limit(hw_spec)
     for tp, pp, cp in itertools.product(sorted(set(lim.tp)), sorted(set(lim.pp)), sorted(set(lim.cp))):
         lay = Layout(tp, pp, cp)
         if lay.devices > lim.max_devices or tp > dom:
@@ -77,19 +77,23 @@ def score(spec: PlanSpec) -> list[Scored]:
     model, shapes = load_model_spec(spec.model, "model"), class_shapes(spec)
     roles = ROLES_DISAGGREGATED if spec.disaggregation else ROLES_COLOCATED
     kv_cfg = SimpleNamespace(max_batched_tokens=spec.max_batched_tokens, max_batch=spec.max_batch, block_size=16)
+    longest = max(c.input_len + c.output_len for c in shapes)
     out = []
     for stock in spec.inventory:
         dev = device(stock.hw)
         usd, power = _prices(spec, stock, dev.spec)
         prec = resolve_precision(dev.spec, spec.dtype, spec.kv_dtype)
+        room: dict[tuple[int, int], int] = {}  # (tp, pp) -> KV tokens without CP
         for lay in layouts(spec, model, dev.spec):
             try:
                 kv_tokens = kv_blocks(kv_cfg, model, dev, lay, prec) * 16
             except InfercastError:
                 continue  # the weights leave no room for KV
+            if lay.cp == 1:
+                room[(lay.tp, lay.pp)] = kv_tokens
             sm = StepModel(model, dev, lay, prec, tables=False)
             for role in roles:
-                if role == "decode" and lay.cp > 1:
+                if role == "decode" and lay.cp > 1 and room.get((lay.tp, lay.pp), 0) >= longest:
                     continue
                 detail = {c.name: capacity(sm, kv_tokens, c, role, spec.headroom, spec.max_batch,
                                            spec.max_batched_tokens, spec.attainment) for c in shapes}

@@ -12,6 +12,9 @@ For a class with prompt I, output O (means) on a replica:
 Co-located capacity = max over B <= B_max (max_batch, and the KV that fits B requests at I + O) of
 min(lambda(B), rho_max / t_p) where TPOT meets its SLO. A prefill-only replica serves rho_max / t_p;
 a decode-only replica max B / (O T(B)) with T(B) within the TPOT SLO. All times `headroom`.
+A candidate that cannot serve a class says why, and how close it comes: the smallest of SLO /
+achieved over the SLOs its role answers for, at the lightest load (one request alone), 0 where the
+KV of one request does not fit; the planner names the closest when no candidate serves a class.
 These are means; the planner checks the chosen plan in the discrete-event simulator and tightens
 a candidate that misses (planner.plan)."""
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..human import count, seconds
 from ..serving.step_model import StepModel
 
 
@@ -40,6 +44,7 @@ class Capacity:
     ttft_s: float = float("nan")  # TTFT quantile predicted at that rate
     tpot_s: float = float("nan")
     why: str = ""  # why it cannot serve
+    closeness: float = 1.0  # cannot serve: min over its SLOs of SLO / achieved alone (0: the KV does not fit)
 
 
 def prefill_seconds(sm: StepModel, prompt: int, chunk: int) -> float:
@@ -86,12 +91,13 @@ def capacity(sm: StepModel, kv_tokens: int, cls: ClassShape, role: str, headroom
              max_batched_tokens: int, quantile: float = 0.9) -> Capacity:
     I, O = cls.input_len, cls.output_len
     if kv_tokens < I + (O if role != "prefill" else 1):
-        return Capacity(0.0, why=f"KV for one {I + O}-token request does not fit ({kv_tokens} tokens)")
+        return Capacity(0.0, why=f"KV for one {count(I + O)}-token request does not fit (room for "
+                                 f"{count(kv_tokens)} tokens)", closeness=0.0)
     t_p = prefill_seconds(sm, I, max_batched_tokens) if role != "decode" else 0.0
     if role != "decode":
         r_max = rho_max(t_p, cls.ttft_s, quantile)
         if r_max <= 0:
-            return Capacity(0.0, why=f"prefill alone takes {t_p:.3g} s, over the TTFT SLO of {cls.ttft_s:g} s")
+            return _too_slow_prefill(sm, cls, role, t_p)
         if role == "prefill":
             return Capacity(headroom * r_max / t_p, 1, t_p + wait_quantile(r_max, t_p, quantile), float("nan"))
     b_max = int(min(max_batch, kv_tokens // (I + O)))
@@ -105,7 +111,20 @@ def capacity(sm: StepModel, kv_tokens: int, cls: ClassShape, role: str, headroom
     tpot = T / (1 - rho)
     ok = tpot <= cls.tpot_s
     if not ok.any():
-        return Capacity(0.0, why=f"a decode step takes {T[0] * 1e3:.3g} ms, over the TPOT SLO of {cls.tpot_s * 1e3:g} ms")
+        return Capacity(0.0, ttft_s=t_p if role != "decode" else float("nan"), tpot_s=float(T[0]),
+                        why=f"a decode step takes {seconds(T[0])}, over the TPOT SLO of {seconds(cls.tpot_s)}",
+                        closeness=float(cls.tpot_s / T[0]))
     j = int(np.argmax(np.where(ok, lam, -1.0)))
     ttft = t_p + wait_quantile(float(rho[j]), t_p, quantile) if role != "decode" else float("nan")
     return Capacity(float(headroom * lam[j]), int(B[j]), float(ttft), float(tpot[j]))
+
+
+def _too_slow_prefill(sm: StepModel, cls: ClassShape, role: str, t_p: float) -> Capacity:
+    """A prompt alone misses the TTFT SLO; co-located, how close the decode step comes counts too."""
+    near = cls.ttft_s / t_p
+    tpot = float("nan")
+    if role == "both":
+        tpot = float(decode_seconds(sm, 1, cls.input_len + cls.output_len / 2)[0])
+        near = min(near, cls.tpot_s / tpot)
+    return Capacity(0.0, ttft_s=t_p, tpot_s=tpot, closeness=float(near),
+                    why=f"prefill alone takes {seconds(t_p)}, over the TTFT SLO of {seconds(cls.ttft_s)}")

@@ -7,6 +7,8 @@ whose use exceeds its count is reported as "needs N <hw>, inventory has M".
 
 from __future__ import annotations
 
+from ..human import count
+
 
 def unservable_reasons(cands, classes, disaggregation: bool) -> list[str]:
     """Classes (with demand) that no co-located candidate, nor a prefill plus a decode pool, can serve."""
@@ -23,9 +25,12 @@ def unservable_reasons(cands, classes, disaggregation: bool) -> list[str]:
     return reasons
 
 
-def overuse_reasons(device_use: dict[str, int], inventory: dict[str, int | None]) -> list[str]:
-    """Hardware types the elastic plan uses beyond their inventory, largest shortfall first."""
-    over = [(use - inventory[hw], hw, use) for hw, use in device_use.items()
-            if inventory.get(hw) is not None and use > inventory[hw]]
+def overuse_reasons(device_use: dict[str, int], inventory: dict[str, int | None], unlimited: int) -> list[str]:
+    """Hardware types the elastic plan uses beyond their inventory, largest shortfall first; an
+    unlimited type counts as `unlimited` devices (the ceiling on one run)."""
+    have = {hw: unlimited if inventory.get(hw) is None else inventory[hw] for hw in device_use}
+    over = [(use - have[hw], hw, use) for hw, use in device_use.items() if use > have[hw]]
     over.sort(key=lambda t: (-t[0], t[1]))
-    return [f"needs {use} {hw}, inventory has {inventory[hw]}" for _, hw, use in over]
+    return [f"needs {count(use)} {hw}, inventory has "
+            + (f"{count(have[hw])}" if inventory.get(hw) is not None else f"no count, capped at {count(unlimited)}")
+            for _, hw, use in over]

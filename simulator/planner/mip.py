@@ -13,7 +13,7 @@ because mixing e.g. a 128K-context class into a chat batch would break the chat 
     inventory:    sum_{c on hw h, k} n[c,k] devices[c] <= inventory[h]   for every h with a count
     minimise      sum n[c,k] w[c],  w[c] = usd_per_hour | power_w | devices
 Without disaggregation r[k] = 0 and prefill/decode candidates are ignored. A hardware type missing
-from the inventory, or mapped to None, is unlimited.
+from the inventory, or mapped to None, is unlimited up to limits.MAX_DEVICES.
 
 Tie-break: candidates and classes are sorted by name, and every weight gets a secondary term
 1e-7 * max(w) * (1 + s[c]), s[c] in [0, 1] from the two other metrics, so equal-cost plans are
@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import pulp
 
 from simulator.errors import InfercastError
+from simulator.limits import MAX_DEVICES
 from simulator.planner.infeasibility import overuse_reasons, unservable_reasons
 
 OBJECTIVES = ("usd", "power", "devices")
@@ -125,7 +126,7 @@ def solve(candidates, demand_rps: dict[str, float], inventory: dict[str, int | N
     left_s = max(time_limit_s - (time.perf_counter() - t0), 0.1 * time_limit_s)  # diagnosis shares the limit
     e_status, _, _ = _run(elastic.prob, solver_name, left_s, gap)
     if e_status in ("optimal", "feasible"):
-        reasons = overuse_reasons(elastic.device_use(), inventory)
+        reasons = overuse_reasons(elastic.device_use(), inventory, MAX_DEVICES)
     if e_status not in ("optimal", "feasible") or not reasons:
         reasons = ["inventory too small for the demand (no binding hardware type could be isolated)"]
     return result("infeasible", nan, nan, [], reasons)
@@ -228,8 +229,8 @@ class _Model:
         slack = {}
         for hi, hw in enumerate(sorted({cands[i].hw for i, _ in self.n})):
             count = inventory.get(hw)
-            if count is None:
-                continue
+            if count is None:  # unlimited, up to the ceiling on any one run (limits.py)
+                count = MAX_DEVICES
             use = pulp.lpSum(v * cands[i].devices for (i, _), v in self.n.items() if cands[i].hw == hw)
             if elastic:
                 slack[hw] = self._var(f"s_{hi}", None)
@@ -268,7 +269,7 @@ class _Model:
             disagg = min(supply["prefill"], supply["decode"])
             total = supply["both"] + disagg
             for role, ps in pools.items():
-                mode_rate = self.demand[k] * (supply["both"] if role == "both" else disagg) / total
+                mode_rate = self.demand[k] * (supply["both"] if role == "both" else disagg) / total if total > 0 else 0.0
                 for c, n in ps:
                     rate = mode_rate * n * c.cap(k) / supply[role] if mode_rate > 0 else 0.0
                     out.append(Pick(k, c, n, rate))

@@ -1,15 +1,13 @@
-"""A plan as stable JSON keys and as tables."""
+"""A plan as stable JSON keys (strict: no NaN or Infinity, a value without a number is null) and
+as tables, each carrying the configuration that produced it."""
 
 from __future__ import annotations
 
-import math
-
+from ..about import infercast_version
+from ..human import count, rate, seconds
+from ..strict_json import finite_or_none
 from .candidates import class_shapes
 from .plan import PlanResult
-
-
-def _num(x: float):
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
 def usd_per_mtok(res: PlanResult, usd_per_hour: float) -> float:
@@ -18,11 +16,25 @@ def usd_per_mtok(res: PlanResult, usd_per_hour: float) -> float:
     return usd_per_hour / (tokens_s * 3600.0) * 1e6 if tokens_s > 0 else float("nan")
 
 
+def config(res: PlanResult) -> dict:
+    """What produced the plan: the plan spec as given (model, dtypes, classes with rate, lengths
+    and SLOs, inventory, objective, disaggregation allowed, layouts, check rounds, solver), each
+    class's mean lengths as planned, each hardware type's calibration status, infercast's version."""
+    from ..step import device
+
+    spec = res.spec
+    out = spec.model_dump(mode="json")
+    out["mean_lengths"] = {c.name: {"input_len": c.input_len, "output_len": c.output_len} for c in class_shapes(spec)}
+    out["calibrated"] = {s.hw: device(s.hw).calibrated for s in spec.inventory}
+    out["infercast_version"] = infercast_version()
+    return out
+
+
 def to_dict(res: PlanResult) -> dict:
     """Keys, stable for scripts: total_usd_per_hour, devices (per type), replicas (hardware,
     layout, role, count, class, devices, rate_rps, capacity_rps per replica), slo_attainment (per
     class, simulated), solver_status, solve_time_s, rounds; plus binding, usd_per_mtok,
-    total_power_w, objective, wall_s."""
+    total_power_w, objective, wall_s, and `config` (what produced it). Non-finite numbers are null."""
     usd = sum(p.replicas * p.candidate.usd_per_hour for p in res.picks)
     power = sum(p.replicas * p.candidate.power_w for p in res.picks)
     devices: dict[str, int] = {}
@@ -34,18 +46,18 @@ def to_dict(res: PlanResult) -> dict:
         "rate_rps": p.rate_rps, "capacity_rps": p.candidate.cap(p.klass),
     } for p in res.picks]
     rounds = [{
-        "objective": _num(r.objective), "status": r.status,
+        "objective": r.objective, "status": r.status,
         "attainment": {f"{c.klass} / {c.picks[0].candidate.name}": c.attainment for c in r.checks},
         "tightened": r.tightened,
     } for r in res.rounds]
-    return {
+    return finite_or_none({
         "name": res.spec.name, "solver_status": res.status, "binding": res.binding,
-        "total_usd_per_hour": usd if res.ok else None, "usd_per_mtok": _num(usd_per_mtok(res, usd)) if res.ok else None,
+        "total_usd_per_hour": usd if res.ok else None, "usd_per_mtok": usd_per_mtok(res, usd) if res.ok else None,
         "total_power_w": power if res.ok else None, "devices": devices, "replicas": replicas,
-        "slo_attainment": {k: _num(v) for k, v in res.slo_attainment().items()},
+        "slo_attainment": res.slo_attainment(),
         "objective": res.spec.objective, "solve_time_s": res.solve_time_s, "wall_s": res.wall_s,
-        "solver": res.solver, "candidates": res.candidates, "rounds": rounds,
-    }
+        "solver": res.solver, "candidates": res.candidates, "rounds": rounds, "config": config(res),
+    })
 
 
 def print_plan(res: PlanResult) -> None:
@@ -54,25 +66,32 @@ def print_plan(res: PlanResult) -> None:
     from ..console import console
 
     d = to_dict(res)
-    t = Table(title=f"{res.spec.name}: {res.spec.model}, {len(res.spec.classes)} classes, objective {res.spec.objective}")
+    spec = res.spec
+    t = Table(title=f"{spec.name}: {spec.model} ({spec.dtype}, KV {spec.kv_dtype or 'as weights'}), "
+                    f"{count(len(spec.classes))} class{'es' if len(spec.classes) != 1 else ''}, objective {spec.objective}, disaggregation "
+                    f"{'allowed' if spec.disaggregation else 'off'}")
     for col in ("class", "hardware", "layout", "role", "replicas", "devices", "rate req/s", "cap/replica", "$/h"):
         t.add_column(col, justify="left" if col in ("class", "hardware", "layout", "role") else "right")
     for r, p in zip(d["replicas"], res.picks):
         t.add_row(r["class"], r["hardware"], r["layout"], r["role"], str(r["count"]), str(r["devices"]),
-                  f"{r['rate_rps']:.3g}", f"{r['capacity_rps']:.3g}", f"{p.replicas * p.candidate.usd_per_hour:,.2f}")
+                  rate(r["rate_rps"], ""), rate(r["capacity_rps"], ""), f"{p.replicas * p.candidate.usd_per_hour:,.2f}")
     console().print(t)
     s = Table(show_header=False, title="Plan")
     s.add_column("key")
     s.add_column("value", justify="right")
+    for c, shape in zip(spec.classes, class_shapes(spec)):
+        s.add_row(f"class {c.name}", f"{rate(c.rate, 'req/s')}, {count(shape.input_len)} in / {count(shape.output_len)} "
+                                     f"out, TTFT <= {seconds(c.ttft_s)}, TPOT <= {seconds(c.tpot_s)}")
     s.add_row("$/hour", f"{d['total_usd_per_hour']:,.2f}")
-    s.add_row("$/Mtoken (prompt + output)", f"{d['usd_per_mtok']:,.4g}")
+    s.add_row("$/Mtoken (prompt + output)", "-" if d["usd_per_mtok"] is None else f"{d['usd_per_mtok']:,.4g}")
     s.add_row("power (W, at TDP)", f"{d['total_power_w']:,.0f}")
-    s.add_row("devices", ", ".join(f"{n} {hw}" for hw, n in sorted(d["devices"].items())))
+    s.add_row("devices", ", ".join(f"{count(n)} {hw}" for hw, n in sorted(d["devices"].items())))
     for k, v in d["slo_attainment"].items():
         s.add_row(f"SLO attainment, {k}", "not simulated" if v is None else f"{100 * v:.1f}%")
     s.add_row("solver", f"{d['solver']} {d['solver_status']}, {d['solve_time_s']:.2f} s over {len(d['rounds'])} round(s)")
     s.add_row("candidates scored", str(d["candidates"]))
-    s.add_row("wall time", f"{d['wall_s']:.1f} s")
+    s.add_row("wall time", seconds(d["wall_s"]))
+    s.add_row("infercast", d["config"]["infercast_version"])
     console().print(s)
     for i, r in enumerate(d["rounds"]):
         if r["tightened"]:

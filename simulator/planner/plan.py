@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..human import count
 from .candidates import Scored, score
 from .mip import MipResult, Pick, solve
 from .spec import PlanSpec
@@ -96,7 +97,7 @@ def plan(spec: PlanSpec, progress=None) -> PlanResult:
         if r == spec.check.rounds or all(c.attainment >= spec.attainment for c in rnd.checks):
             break
         cands = _tighten(spec, cands, rnd)
-    binding = list(res.binding) + (_unservable_detail(scored, res.binding) if not res.picks else [])
+    binding = list(res.binding) + (_unservable_detail(spec, scored, res.binding) if not res.picks else [])
     return PlanResult(spec, res.status, binding, res.picks, rounds, solve_s, time.perf_counter() - t0, res.solver,
                       len(scored), {n: s.layout for n, s in by_name.items()})
 
@@ -195,16 +196,22 @@ def _tighten(spec: PlanSpec, cands, rnd: Round):
     return out
 
 
-def _unservable_detail(scored: list[Scored], binding: list[str]) -> list[str]:
-    """For a class no candidate serves: why its largest candidate (most devices) falls short."""
+def _unservable_detail(spec: PlanSpec, scored: list[Scored], binding: list[str]) -> list[str]:
+    """For a class no candidate serves: the candidate that came closest (highest capacity.closeness,
+    min over its SLOs of SLO / achieved; one whose KV fits before one whose KV does not; fewer
+    devices on a tie), and why it falls short; or, with no candidate at all, that no layout on
+    offer holds the weights."""
     out = []
     for line in binding:
         if not line.startswith("class ") or "no candidate" not in line:
             continue
         k = line[len("class "):].split(":")[0]
         whys = [s for s in scored if k in s.detail and s.detail[k].why]
-        if whys:
-            s = max(whys, key=lambda s: (s.candidate.devices, s.candidate.name))
-            out.append(f"class {k}: even {s.candidate.name}: {s.detail[k].why}")
+        if not scored:
+            hws = ", ".join(s.hw for s in spec.inventory)
+            out.append(f"class {k}: no layout of {hws} up to {count(spec.layouts.max_devices)} devices leaves "
+                       f"room for KV beside {spec.model}'s weights")
+        elif whys:
+            s = max(whys, key=lambda s: (s.detail[k].closeness, -s.candidate.devices, s.candidate.name))
+            out.append(f"class {k}: closest {s.candidate.name}: {s.detail[k].why}")
     return out
-

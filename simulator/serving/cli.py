@@ -1,13 +1,28 @@
-"""`infercast simulate`: a serving simulation from flags (scenario files come next)."""
+"""`infercast simulate`: a serving simulation of a scenario file, or of one request class from flags.
+
+Flags and a scenario file: a flag given with a scenario replaces the file's value. Deployment
+flags replace its `deployment` keys (--disagg its pool sizes, keeping the file's other
+disaggregation keys), --arrival/--rate/--cv its `arrival`, --num-requests and --seed its own,
+--ttft-slo/--tpot-slo its `slo`, --input-len/--output-len the lengths of its one request class.
+A flag with nothing to replace is refused, saying why: lengths for a scenario of several classes;
+--rate, --arrival, --cv, --seed and lengths for a trace replay (--num-requests replays the trace's
+first N rows); --rate for offline or closed-loop arrivals; --cv for arrivals other than gamma;
+--replicas for disaggregated pools (--disagg sizes them). When --arrival changes the process, the
+file's arrival keys the new process does not take are dropped. Without a file, an unset flag
+takes its default (in its help). A flag's value is checked as the file's key would be.
+"""
 
 from __future__ import annotations
 
-import json
+import math
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from ..errors import bad_input
 
 
 class Arrival(str, Enum):
@@ -23,151 +38,288 @@ class Format(str, Enum):
     csv = "csv"
 
 
-QUICK = dict(model="llama-3.1-8b", hw="h100-sxm", tp=1, replicas=1, max_batch=256, max_batched_tokens=8192,
-             dtype="bf16", router="least_outstanding")
+# a run from flags alone: its scenario before the flags are applied
+FLAG_DEFAULTS = dict(num_requests=500, seed=0, rate=4.0, cv=2.0, input_len=1024, output_len=256, arrival="poisson")
+DEPLOYMENT_FLAGS = ("model", "hw", "tp", "pp", "cp", "cp_kind", "ep", "replicas", "max_batch", "max_batched_tokens",
+                    "dtype", "router", "preemption", "prefix_caching")
+TRAFFIC_FLAGS = ("arrival", "rate", "cv", "seed", "input_len", "output_len")  # num_requests: also with a trace
+RATED = ("poisson", "gamma", "constant")  # arrival processes that take a rate
+FLAGS = (*DEPLOYMENT_FLAGS, *TRAFFIC_FLAGS, "num_requests", "disagg", "prefill_tp", "decode_tp", "kv_offload",
+         "ttft_slo", "tpot_slo")  # the flags that set a scenario value
 
 
 def simulate_command(
     scenario: Optional[str] = typer.Argument(None, help="Scenario YAML file or shipped scenario ID (workloads/scenarios)."),
-    model: Optional[str] = typer.Option(None, help="Model ID or file [llama-3.1-8b]."),
-    hw: Optional[str] = typer.Option(None, help="Hardware ID or file [h100-sxm]."),
-    tp: Optional[int] = typer.Option(None, help="Tensor-parallel degree per replica [1]."),
-    pp: Optional[int] = typer.Option(None, help="Pipeline stages per replica [1]."),
-    cp: Optional[int] = typer.Option(None, help="Context-parallel degree per replica [1]."),
-    cp_kind: Optional[str] = typer.Option(None, help="Context parallelism: ring or ulysses [ring]."),
-    ep: Optional[int] = typer.Option(None, help="Expert-parallel degree inside the TP group (MoE) [1]."),
-    replicas: Optional[int] = typer.Option(None, help="Replicas behind the router [1]."),
-    rate: float = typer.Option(4.0, help="Arrival rate, requests/s (flag runs only)."),
-    num_requests: int = typer.Option(500, help="Requests to simulate (flag runs only)."),
-    input_len: int = typer.Option(1024, help="Prompt tokens per request (flag runs only)."),
-    output_len: int = typer.Option(256, help="Generated tokens per request (flag runs only)."),
-    arrival: Arrival = typer.Option(Arrival.poisson, help="offline, poisson, gamma or constant (flag runs only)."),
-    cv: float = typer.Option(2.0, help="Coefficient of variation of gamma inter-arrival gaps."),
-    max_batch: Optional[int] = typer.Option(None, help="Most requests in one step [256]."),
-    max_batched_tokens: Optional[int] = typer.Option(None, help="Most tokens (prefill chunks + decodes) in one step [8192]."),
-    dtype: Optional[str] = typer.Option(None, help="Weight dtype [bf16]."),
-    router: Optional[str] = typer.Option(None, help="round_robin or least_outstanding."),
-    seed: int = typer.Option(0, help="Random seed: same seed, same result (flag runs only)."),
+    model: Optional[str] = typer.Option(None, help="Model ID or file (default llama-3.1-8b)."),
+    hw: Optional[str] = typer.Option(None, help="Hardware ID or file (default h100-sxm)."),
+    tp: Optional[int] = typer.Option(None, help="Tensor-parallel degree per replica (default 1)."),
+    pp: Optional[int] = typer.Option(None, help="Pipeline stages per replica (default 1)."),
+    cp: Optional[int] = typer.Option(None, help="Context-parallel degree per replica (default 1)."),
+    cp_kind: Optional[str] = typer.Option(None, help="Context parallelism: ring or ulysses (default ring)."),
+    ep: Optional[int] = typer.Option(None, help="Expert-parallel degree inside the TP group (MoE) (default 1)."),
+    replicas: Optional[int] = typer.Option(None, help="Replicas behind the router (default 1). Refused for disaggregated pools (--disagg sizes them)."),
+    rate: Optional[float] = typer.Option(None, help="Arrival rate, requests/s (default 4). Replaces arrival.rate; refused for offline, closed-loop and trace arrivals."),
+    num_requests: Optional[int] = typer.Option(None, help="Requests to simulate (default 500). With a trace: replay its first N rows."),
+    input_len: Optional[int] = typer.Option(None, help="Prompt tokens per request (default 1024). With a scenario: only one of a single class, no trace."),
+    output_len: Optional[int] = typer.Option(None, help="Generated tokens per request (default 256). With a scenario: only one of a single class, no trace."),
+    arrival: Optional[Arrival] = typer.Option(None, help="offline, poisson, gamma or constant (default poisson). Replaces arrival.process; refused with a trace."),
+    cv: Optional[float] = typer.Option(None, help="Coefficient of variation of gamma inter-arrival gaps (default 2). Gamma arrivals only."),
+    max_batch: Optional[int] = typer.Option(None, help="Most requests in one step (default 256)."),
+    max_batched_tokens: Optional[int] = typer.Option(None, help="Most tokens (prefill chunks + decodes) in one step (default 8192)."),
+    dtype: Optional[str] = typer.Option(None, help="Weight dtype (default bf16)."),
+    router: Optional[str] = typer.Option(None, help="round_robin, least_outstanding or prefix_affinity (default least_outstanding)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed: same seed, same result (default 0). Refused with a trace."),
     disagg: Optional[str] = typer.Option(None, help="Disaggregate: PREFILL:DECODE replicas, e.g. 1:3 (replaces --replicas)."),
-    prefill_tp: Optional[int] = typer.Option(None, help="TP of prefill replicas when disaggregated [--tp]."),
-    decode_tp: Optional[int] = typer.Option(None, help="TP of decode replicas when disaggregated [--tp]."),
+    prefill_tp: Optional[int] = typer.Option(None, help="TP of prefill replicas when disaggregated (default --tp)."),
+    decode_tp: Optional[int] = typer.Option(None, help="TP of decode replicas when disaggregated (default --tp)."),
     kv_offload: Optional[str] = typer.Option(None, help="Offload tier for KV beyond device memory: TIER:CAPACITY per device, e.g. host:64GiB or nvme:1TB."),
-    preemption: Optional[str] = typer.Option(None, help="recompute or swap (to host memory) [recompute]."),
-    prefix_caching: Optional[bool] = typer.Option(None, "--prefix-caching/--no-prefix-caching", help="Share cached prompt prefixes [on]."),
+    preemption: Optional[str] = typer.Option(None, help="recompute or swap (to host memory) (default recompute)."),
+    prefix_caching: Optional[bool] = typer.Option(None, "--prefix-caching/--no-prefix-caching", help="Share cached prompt prefixes (default on)."),
     chrome_trace: Optional[str] = typer.Option(None, help="Write a Chrome trace (chrome://tracing, Perfetto) of the steps to this new file."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr for runs over a second."),
-    ttft_slo: Optional[float] = typer.Option(None, help="TTFT SLO in seconds, for goodput."),
-    tpot_slo: Optional[float] = typer.Option(None, help="TPOT SLO in seconds, for goodput."),
+    ttft_slo: Optional[float] = typer.Option(None, help="TTFT SLO in seconds, for goodput (default none)."),
+    tpot_slo: Optional[float] = typer.Option(None, help="TPOT SLO in seconds, for goodput (default none)."),
     format: Format = typer.Option(Format.table, "--format", help="table, json or csv (per-request rows)."),
 ) -> None:
-    """Simulate requests through continuously batched replicas: a scenario file, or a quick run from flags."""
-    from .progress import ProgressBar
-
-    over = dict(model=model, hw=hw, tp=tp, pp=pp, cp=cp, cp_kind=cp_kind, ep=ep, replicas=replicas, max_batch=max_batch,
-                max_batched_tokens=max_batched_tokens, dtype=dtype, router=router, preemption=preemption,
-                prefix_caching=prefix_caching, disaggregation=_disagg(disagg, prefill_tp, decode_tp),
-                kv_offload=_offload(kv_offload))
-    _check_flags(chrome_trace, tp=tp, pp=pp, cp=cp, ep=ep, max_batch=max_batch, max_batched_tokens=max_batched_tokens,
-                 num_requests=num_requests, input_len=input_len, output_len=output_len)
-    bar = ProgressBar() if progress else None
-    try:
-        if scenario is not None:
-            res, title, slo = _run_scenario(scenario, over, bar, ttft_slo, tpot_slo)
-        else:
-            res, title = _run_flags(over, bar, num_requests, arrival.value, rate, input_len, output_len, seed, cv)
-            slo = (ttft_slo, tpot_slo)
-    finally:
-        if bar is not None:
-            bar.close()
+    """Simulate requests through continuously batched replicas: a scenario file, or a quick run from
+    flags (unset ones at their defaults). A flag given with a scenario replaces the file's value;
+    one with nothing to replace is refused, saying why: --input-len/--output-len for a scenario of
+    several classes, traffic flags other than --num-requests (its first N rows) for a trace
+    replay, --rate for offline or closed-loop arrivals, --cv for arrivals other than gamma,
+    --replicas for disaggregated pools."""
+    given = {k: getattr(v, "value", v) for k, v in locals().items() if k in FLAGS and v is not None}
+    _check_new_file(chrome_trace)
+    sc, base_dir = scenario_with_flags(scenario, given)
+    res = _run(sc, base_dir, progress)
     if chrome_trace is not None:
         from .chrome_trace import write_chrome_trace
 
         write_chrome_trace(res, chrome_trace)
-    _emit(res, format, title, *(float("inf") if x is None else x for x in slo))
+    _emit(res, sc, format)
 
 
-def _run_flags(over: dict, bar, num_requests: int, arrival: str, rate: float, input_len: int, output_len: int,
-               seed: int, cv: float):
-    """(result, title) of a quick run from flags, unset flags at their QUICK defaults."""
-    from ..phases import Layout
-    from .simulate import quick
-
-    cfg = {**QUICK, **{k: v for k, v in over.items() if v is not None}}
-    res = quick(num_requests, arrival, rate, input_len, output_len, seed, cv, bar, **cfg)
-    lay = Layout(cfg["tp"], cfg.get("pp", 1), cfg.get("cp", 1), cfg.get("ep", 1)).name()
-    return res, f"{cfg['model']} on {cfg['replicas']}x {cfg['hw']} {lay}, {num_requests} requests, {arrival}"
-
-
-def _run_scenario(ref: str, over: dict, bar, ttft_slo, tpot_slo):
-    """(result, title, (TTFT SLO, TPOT SLO)) of a scenario file; SLO flags override the file's."""
-    from .scenario import load_scenario
+def _run(sc, base_dir, progress: bool):
+    from .progress import ProgressBar
     from .simulate import run_scenario
 
-    sc, path = load_scenario(ref)
-    res = run_scenario(sc, path.parent, bar, **over)
-    slo = (sc.slo.ttft_s if ttft_slo is None else ttft_slo, sc.slo.tpot_s if tpot_slo is None else tpot_slo)
-    return res, f"{sc.name}: {len(res.requests)} requests", slo
+    bar = ProgressBar() if progress else None
+    try:
+        return run_scenario(sc, base_dir, bar)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
-def _check_flags(chrome_trace: str | None, **counts) -> None:
-    """Counts are >= 1; a Chrome trace goes to a new file."""
-    from ..errors import InfercastError
+def scenario_with_flags(ref: str | None, given: dict):
+    """(the scenario to run, the folder its trace path is relative to): the file `ref` (or, when
+    None, the defaults of a run from flags) with the `given` flags applied by the module's rule."""
+    from .scenario import Origin, Scenario, check_scenario, load_scenario, validated
 
+    if ref is None:
+        process = given.get("arrival", FLAG_DEFAULTS["arrival"])
+        arrival = {"process": process, **({"rate": FLAG_DEFAULTS["rate"]} if process in RATED else {}),
+                   **({"cv": FLAG_DEFAULTS["cv"]} if process == "gamma" else {})}
+        cls = {"name": "flags", "input_len": FLAG_DEFAULTS["input_len"], "output_len": FLAG_DEFAULTS["output_len"]}
+        sc = Scenario.model_validate({"name": "flags", "num_requests": FLAG_DEFAULTS["num_requests"],
+                                      "seed": FLAG_DEFAULTS["seed"], "arrival": arrival, "classes": [cls]})
+        file, base_dir = None, None
+    else:
+        sc, path = load_scenario(ref)
+        file, base_dir = str(path), path.parent
+    flags: dict[str, str] = {}
+    data = _with_flags(sc, given, flags)
+    origin = Origin(file, flags)
+    return check_scenario(validated(Scenario, data, origin), origin), base_dir
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _with_flags(sc, given: dict, flags: dict) -> dict:
+    """The scenario's keys as the file set them, with the given flags' values in their place;
+    `flags` gets key path -> flag for each key a flag set."""
+    data = sc.model_dump(exclude_unset=True)
+    if sc.trace is not None:
+        _refuse_with_trace(sc, given)
+    for name, key in (("num_requests", "num_requests"), ("seed", "seed")):
+        if name in given:
+            data[key], flags[key] = given[name], _flag(name)
+    for name, key in (("ttft_slo", "ttft_s"), ("tpot_slo", "tpot_s")):
+        if name in given:
+            data.setdefault("slo", {})[key], flags[f"slo.{key}"] = given[name], _flag(name)
+    if sc.trace is None:
+        data["arrival"] = _arrival_with_flags(sc, given, flags)
+        for name in ("input_len", "output_len"):
+            if name in given:
+                if len(sc.classes) != 1:
+                    raise bad_input(_flag(name), f"sets the lengths of a scenario's one request class; this one has "
+                                                 f"{len(sc.classes)} ({', '.join(c.name for c in sc.classes)}): set "
+                                                 f"them per class in the file", given[name])
+                data["classes"][0][name], flags[f"classes.0.{name}"] = given[name], _flag(name)
+    data["deployment"] = _deployment_with_flags(sc.deployment, given, flags)
+    return data
+
+
+def _refuse_with_trace(sc, given: dict) -> None:
+    for name in TRAFFIC_FLAGS:
+        if name in given:
+            why = "a replay draws nothing at random" if name == "seed" else "its rows give the arrivals and lengths"
+            raise bad_input(_flag(name), f"the scenario replays a trace ({sc.trace.path}): {why} (--num-requests "
+                                         f"replays its first N rows)", given[name])
+
+
+def _arrival_with_flags(sc, given: dict, flags: dict) -> dict:
+    """The arrival keys with --arrival, --rate and --cv in place; a new process keeps only the
+    file's keys it takes."""
+    from .traffic import FixedLength
+
+    a = sc.arrival.model_dump(exclude_unset=True)
+    process = given.get("arrival", sc.arrival.process)
+    if "arrival" in given:
+        flags["arrival.process"] = "--arrival"
+        if process != sc.arrival.process:
+            multi_turn = any(c.turns != FixedLength(1) for c in sc.classes)
+            keep = {"rate"} if process in RATED else set()
+            keep |= {"cv"} if process == "gamma" else set()
+            keep |= {"think_time_s"} if multi_turn else set()
+            a = {k: v for k, v in a.items() if k in keep}
+            a["process"] = process
+            if process == "gamma" and "cv" not in a:
+                a["cv"] = FLAG_DEFAULTS["cv"]
+    if "rate" in given:
+        if process not in RATED:
+            raise bad_input("--rate", f"'{process}' arrivals have no rate (it applies to {', '.join(RATED)})",
+                            given["rate"])
+        a["rate"], flags["arrival.rate"] = given["rate"], "--rate"
+    if "cv" in given:
+        if process != "gamma":
+            raise bad_input("--cv", f"shapes gamma arrivals only (these are '{process}'; add --arrival gamma)",
+                            given["cv"])
+        a["cv"], flags["arrival.cv"] = given["cv"], "--cv"
+    return a
+
+
+def _deployment_with_flags(dep, given: dict, flags: dict) -> dict:
+    """The deployment keys with the deployment flags in place."""
+    d = dep.model_dump(exclude_unset=True)
+    for name in DEPLOYMENT_FLAGS:
+        if name in given:
+            d[name], flags[f"deployment.{name}"] = given[name], _flag(name)
+    dis = d.get("disaggregation")
+    if "disagg" in given:
+        if "replicas" in given:
+            raise bad_input("--replicas", "--disagg sizes the pools (PREFILL:DECODE replicas): give one of the two",
+                            given["replicas"])
+        d.pop("replicas", None)
+        dis = {**(dis or {}), **_disagg(given["disagg"])}
+        for key in ("prefill_replicas", "decode_replicas"):
+            flags[f"deployment.disaggregation.{key}"] = "--disagg"
+    elif "replicas" in given and dis is not None:
+        raise bad_input("--replicas", f"the deployment is disaggregated ({dis['prefill_replicas']} prefill + "
+                                      f"{dis['decode_replicas']} decode replicas): give --disagg PREFILL:DECODE",
+                        given["replicas"])
+    for name in ("prefill_tp", "decode_tp"):
+        if name in given:
+            if dis is None:
+                raise bad_input(_flag(name), "sizes a pool of a disaggregated deployment: add --disagg "
+                                             "PREFILL:DECODE", given[name])
+            dis[name], flags[f"deployment.disaggregation.{name}"] = given[name], _flag(name)
+    if dis is not None:
+        d["disaggregation"] = dis
+    if "kv_offload" in given:
+        d["kv_offload"], flags["deployment.kv_offload"] = _offload(given["kv_offload"]), "--kv-offload"
+    return d
+
+
+def _disagg(spec: str) -> dict:
+    m = re.fullmatch(r"\s*([-+]?\d{1,30})\s*:\s*([-+]?\d{1,30})\s*", spec)
+    if m is None:
+        raise bad_input("--disagg", "expected PREFILL:DECODE replica counts, e.g. 1:3", spec)
+    return {"prefill_replicas": int(m[1]), "decode_replicas": int(m[2])}
+
+
+def _offload(spec: str) -> dict:
+    tier, _, capacity = spec.partition(":")
+    if not capacity.strip():
+        raise bad_input("--kv-offload", "expected TIER:CAPACITY per device, e.g. host:64GiB or nvme:1TB", spec)
+    return {"tier": tier, "capacity": capacity}
+
+
+def _check_new_file(chrome_trace: str | None) -> None:
+    """A Chrome trace goes to a new file."""
     if chrome_trace is not None and Path(chrome_trace).exists():
-        raise InfercastError(f"--chrome-trace: {chrome_trace} exists; infercast does not overwrite files, pick a new path")
-    _at_least_one(**counts)
+        raise bad_input("--chrome-trace", "the file exists, and infercast does not overwrite files: pick a new path",
+                        chrome_trace)
 
 
-def _at_least_one(**flags) -> None:
-    from ..errors import InfercastError
-
-    for name, v in flags.items():
-        if v is not None and v < 1:
-            raise InfercastError(f"--{name.replace('_', '-')}: must be >= 1 (got {v})")
-
-
-def _emit(res, format: Format, title: str, ttft_slo: float, tpot_slo: float) -> None:
+def _emit(res, sc, format: Format) -> None:
     from .metrics import requests_frame, summary
+    from .scenario import run_config
 
     if format is Format.csv:
         print(requests_frame(res).to_csv(index=False), end="")
         return
-    s = summary(res, ttft_slo, tpot_slo)
+    s = summary(res, sc.slo.ttft_s, sc.slo.tpot_s)
+    config = run_config(sc, res.requested)
     if format is Format.json:
-        print(json.dumps(s, indent=2))
+        from .. import strict_json
+
+        print(strict_json.dumps({**s, "config": config}))
         return
     from rich.table import Table
 
     from ..console import console
 
-    t = Table(title=title, show_header=False)
+    t = Table(title=title(config), caption=caption(config), show_header=False)
     t.add_column("metric")
     t.add_column("value", justify="right")
     for k, v in s.items():
-        t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
+        t.add_row(k, _cell(v))
     console().print(t)
 
 
-def _disagg(spec: str | None, prefill_tp: int | None, decode_tp: int | None) -> dict | None:
-    from ..errors import InfercastError
-
-    if spec is None:
-        if prefill_tp is not None or decode_tp is not None:
-            raise InfercastError("--prefill-tp/--decode-tp: only with --disagg PREFILL:DECODE")
-        return None
-    parts = spec.split(":")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise InfercastError(f"--disagg: expected PREFILL:DECODE replica counts >= 1, e.g. 1:3 (got '{spec}')")
-    return {"prefill_replicas": int(parts[0]), "decode_replicas": int(parts[1]), "prefill_tp": prefill_tp,
-            "decode_tp": decode_tp}
+def _cell(value: object) -> str:
+    """A table cell: a number to 4 significant figures; no value as '-' (as null in JSON and empty
+    in CSV; the summary's no_value_reason row says why)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}" for k, v in value.items()) or "none"
+    return str(value)
 
 
-def _offload(spec: str | None) -> dict | None:
-    from ..errors import InfercastError
+def title(c: dict) -> str:
+    """'chat: llama-3.1-8b bf16 on 2x h100-sxm TP1; 2,000 requests, poisson 20 req/s, seed 0';
+    pools of a disaggregated run: '1x prefill TP4 + 3x decode TP4 = 16 h100-sxm'."""
+    pools = c["pools"]
+    hws = list(dict.fromkeys(p["hw"] for p in pools))
+    if len(pools) == 1:
+        p = pools[0]
+        where = f"{p['replicas']:,}x {p['hw']} {p['layout']}"
+        where += f" = {p['devices']:,} {p['hw']}" if p["devices"] != p["replicas"] else ""
+    else:
+        one_hw = len(hws) == 1
+        parts = [f"{p['replicas']:,}x {p['role']} {p['layout']}" + ("" if one_hw else f" {p['hw']}") for p in pools]
+        counts = [f"{sum(p['devices'] for p in pools if p['hw'] == hw):,} {hw}" for hw in hws]
+        where = " + ".join(parts) + " = " + " + ".join(counts)
+    a = c["arrival"]
+    traffic = {"trace": f"replay of {a.get('trace')}", "offline": "offline (all at 0 s)",
+               "closed_loop": f"closed loop, {a.get('users')} users, think {a.get('think_time_s')} s"}.get(
+        a["process"], f"{a['process']} {a.get('rate') or 0:,.4g} req/s" + (f", cv {a['cv']:g}" if a.get("cv") else ""))
+    seed = "" if c["seed"] is None else f", seed {c['seed']}"
+    return f"{c['scenario']}: {c['model']} {c['dtype']} on {where}; {c['requests']:,} requests, {traffic}{seed}"
 
-    if spec is None:
-        return None
-    tier, _, cap = spec.partition(":")
-    if tier not in ("host", "nvme") or not cap:
-        raise InfercastError(f"--kv-offload: expected host:CAPACITY or nvme:CAPACITY, e.g. host:64GiB (got '{spec}')")
-    return {"tier": tier, "capacity": cap}
+
+def caption(c: dict) -> str:
+    """The scheduler settings, calibration status and version under the table."""
+    from ..units import format_quantity
+
+    off = c["kv_offload"]
+    offload = "none" if off is None else f"{off['tier']} {format_quantity(off['capacity_bytes'], 'bytes')} per device"
+    cal = "calibrated profile" if c["calibrated"] else "default efficiencies (calibrated: false)"
+    return (f"max_batch {c['max_batch']:,}, max_batched_tokens {c['max_batched_tokens']:,}, router {c['router']}, "
+            f"preemption {c['preemption']}, prefix caching {'on' if c['prefix_caching'] else 'off'}, KV offload "
+            f"{offload}; {cal}; infercast {c['infercast_version']}")

@@ -12,7 +12,7 @@ layer-wise sending it starts when the prefill ends."""
 from __future__ import annotations
 
 from ..collectives import link_bandwidth
-from .events import EventLoop
+from .events import Backlog, EventLoop
 from .kv_transfer import TRANSFER_EFFICIENCY
 
 
@@ -27,8 +27,9 @@ def handover_bandwidth(cfg, spec, devices: int) -> float:
 
 class Handover:
     def __init__(self, loop: EventLoop, decode, bytes_per_token: float, bandwidth: float, layers: int,
-                 layerwise: bool, finish):
+                 layerwise: bool, finish, backlog: Backlog | None = None):
         self.loop, self.decode, self.finish = loop, decode, finish
+        self.backlog = Backlog(loop) if backlog is None else backlog  # handovers in flight count as waiting
         self.bytes_per_token, self.bandwidth = bytes_per_token, bandwidth
         self.layers, self.layerwise = layers, layerwise
         self.send_free: dict[int, float] = {}  # link free times, by replica index
@@ -52,8 +53,10 @@ class Handover:
         start = max(ready, self.send_free.get(req.replica, 0.0), self.recv_free.get(dest.idx, 0.0))
         end = max(start + total, now + total / self.layers) if self.layerwise else start + total
         self.send_free[req.replica] = self.recv_free[dest.idx] = end
+        self.backlog.arrive()
         self.loop.at(end, lambda: self._deliver(req, dest))
 
     def _deliver(self, req, dest) -> None:
         req.handover_s = self.loop.now
-        dest.receive(req)
+        dest.receive(req)  # waits there (or is rejected) before it leaves the link: the backlog never dips to 0
+        self.backlog.leave()

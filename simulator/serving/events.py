@@ -60,3 +60,48 @@ def check_bounds(max_time_s: float, max_events: int) -> None:
         raise InfercastError(f"--max-time: must be > 0 seconds (got {max_time_s})")
     if max_events < 1:
         raise InfercastError(f"--max-events: must be >= 1 (got {max_events})")
+
+
+class Backlog:
+    """Requests that reached a replica and wait for their first admission to a batch, over all
+    replicas (KV handovers in flight count too): O(1) per arrival and admission.
+
+    It notes when the backlog last went from empty to non-empty (its onset), the onset of its
+    largest busy period (the one that reached the peak) and when that period emptied, and calls
+    `on_full` once, when the backlog first reaches `bound` requests (an overloaded deployment:
+    simulate.py stops the arrivals); requests that all arrived at one instant are a batch, not a
+    rate, and do not count as overload. `rejects` counts requests refused outright, by reason."""
+
+    def __init__(self, loop: EventLoop, bound: float = float("inf"), on_full: Callable[[], None] | None = None):
+        self.loop, self.bound, self.on_full = loop, bound, on_full
+        self.n = 0
+        self.onset_s = 0.0
+        self.period = 0  # busy periods begun
+        self.peak = 0
+        self.peak_period = 0
+        self.peak_onset_s = float("nan")
+        self.peak_end_s = float("nan")  # when the peak's busy period emptied (NaN: it never did)
+        self.full_s: float | None = None  # when it reached the bound
+        self.rejects: dict[str, int] = {}
+
+    def arrive(self) -> None:
+        n = self.n = self.n + 1
+        if n == 1:
+            self.onset_s, self.period = self.loop.now, self.period + 1
+        if n > self.peak:
+            self.peak = n
+            if self.peak_period != self.period:
+                self.peak_period, self.peak_onset_s, self.peak_end_s = self.period, self.onset_s, float("nan")
+            if n >= self.bound and self.full_s is None and self.loop.now > self.onset_s:  # not one instant's burst
+                self.full_s = self.loop.now
+                if self.on_full is not None:
+                    self.on_full()
+
+    def leave(self, count: int = 1) -> None:
+        """`count` requests were admitted (or left the link, for handovers)."""
+        n = self.n = self.n - count
+        if n == 0 and self.period == self.peak_period:
+            self.peak_end_s = self.loop.now
+
+    def reject(self, reason: str) -> None:
+        self.rejects[reason] = self.rejects.get(reason, 0) + 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .simulate import SimResult
+from .simulate import SimResult, offered_rate
 
 STEP_COLUMNS = ("replica", "start_s", "duration_s", "n_steps", "decode_tokens", "prefill_tokens", "flops", "bytes",
                 "kv_blocks_used")
@@ -134,16 +134,25 @@ def kv_occupancy_stats(res: SimResult) -> tuple[float, float]:
 
 
 def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float = float("inf")) -> dict:
+    """The run's figures (README "Output"). Latency percentiles cover every finished request, or
+    for an overloaded run those that arrived before the backlog's onset (`metrics_cover`,
+    `stable_requests`); rates and throughputs cover the whole run. A figure with nothing to measure
+    is NaN (JSON null) and `no_value_reason` says why."""
     df = requests_frame(res)
     fin = df[df.finished]
     span = res.makespan_s or float("nan")
-    q = lambda col, p: float(np.nanpercentile(fin[col], p)) if len(fin) else float("nan")  # noqa: E731
+    cover, stable = _covered(df, res)
+    cov = cover[cover.finished]
+    q = lambda col, p: _percentile(cov[col], p)  # noqa: E731
     good = fin[(fin.ttft_s <= ttft_slo_s) & (fin.tpot_s.fillna(0) <= tpot_slo_s)]
     util = utilisation(res)
     kv_mean, kv_peak = kv_occupancy_stats(res)
     lookups = res.prefix_hits + res.prefix_misses
+    arrived = df[df.replica >= 0]
+    requested = max(len(df), int(getattr(res, "requested", -1))) if res.stop_reason == "overloaded" else len(df)
+    onset = float(getattr(res, "overload_onset_s", float("nan")))
     return {
-        "requests": len(df), "finished": int(df.finished.sum()), "rejected": int(df.rejected.sum()),
+        "requests": requested, "finished": int(df.finished.sum()), "rejected": int(df.rejected.sum()),
         "throughput_tok_s": float((fin.input_len.sum() + fin.output_len.sum()) / span),
         "output_throughput_tok_s": float(fin.output_len.sum() / span), "requests_per_s": len(fin) / span,
         "ttft_p50_s": q("ttft_s", 50), "ttft_p99_s": q("ttft_s", 99), "tpot_p50_s": q("tpot_s", 50),
@@ -155,4 +164,46 @@ def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float 
         "prefix_hit_rate": res.prefix_hits / lookups if lookups else np.nan,
         "swaps": int(sum(r.swaps for r in res.requests)),
         "prompt_cached_fraction": _ratio(float(fin.prefix_hit_tokens.sum()), float(fin.input_len.sum())),
+        "arrived": len(arrived), "offered_rps": offered_rate(arrived.arrival_s),
+        "served_rps": _ratio(float(len(fin)), span - float(arrived.arrival_s.min()) if len(arrived) else np.nan),
+        "overload_onset_s": onset,
+        "metrics_cover": "all" if stable is None else f"stable part: arrivals before {onset:.4g} s",
+        "stable_requests": len(cover),
+        "reject_reasons": dict(getattr(res, "reject_reasons", None) or {}),
+        "no_value_reason": None if len(cov) else _no_value_reason(df, res, stable),
     }
+
+
+def _covered(df, res: SimResult):
+    """(the requests the latency percentiles cover, the stable part's mask or None): all of them,
+    or for an overloaded run those that arrived before the backlog's onset."""
+    onset = float(getattr(res, "overload_onset_s", float("nan")))
+    if res.stop_reason != "overloaded" or not np.isfinite(onset):
+        return df, None
+    stable = (df.arrival_s < onset).to_numpy()
+    return df[stable], stable
+
+
+def _percentile(values, p: float) -> float:
+    v = values.to_numpy(dtype=np.float64)
+    v = v[~np.isnan(v)]
+    return float(np.percentile(v, p)) if len(v) else float("nan")
+
+
+def _no_value_reason(df, res: SimResult, stable) -> str:
+    """Why no finished request backs the latency figures."""
+    n, rejected = len(df), int(df.rejected.sum())
+    if n == 0:
+        return "no requests"
+    if rejected == n:
+        why = "; ".join(f"{c:,} {r}" for r, c in (getattr(res, "reject_reasons", None) or {}).items())
+        return f"all {n:,} requests rejected" + (f": {why}" if why else "")
+    if stable is not None:
+        if not df.finished.any():
+            return "overloaded before any request finished"
+        if not stable.any():
+            return "overloaded from the first arrival: none arrived before the backlog began"
+        return f"overloaded: none of the {int(stable.sum()):,} requests before the backlog finished"
+    bound = {"max_time": f"within the time bound ({res.makespan_s:,.6g} s simulated)",
+             "max_events": "within the event bound"}.get(res.stop_reason, "")
+    return f"no request finished {bound}".strip()

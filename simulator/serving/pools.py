@@ -12,7 +12,7 @@ from ..phases import Layout, check_layout
 from ..precision import resolve_precision
 from ..roofline import Device
 from ..step import device
-from .events import EventLoop
+from .events import Backlog, EventLoop
 from .kv_blocks import BlockPool
 from .kv_transfer import host_bandwidth, tier_bandwidth
 from .replica import Replica, ReplicaOptions
@@ -52,7 +52,7 @@ def swap_space(cfg, per_block: float, dev: Device) -> tuple[int, float]:
 
 
 def build_pool(cfg, role: str, hw: str, layout: Layout, count: int, first_idx: int, loop: EventLoop, on_done, on_step,
-               closed_loop: bool) -> Pool:
+               closed_loop: bool, backlog: Backlog | None = None) -> Pool:
     m, dev = load_model_spec(cfg.model), device(hw)
     check_layout(m, layout)
     prec = resolve_precision(dev.spec, cfg.dtype, cfg.kv_dtype)
@@ -69,7 +69,7 @@ def build_pool(cfg, role: str, hw: str, layout: Layout, count: int, first_idx: i
         opts = replace(opts, device_blocks=blocks, tier=off.tier,
                        tier_s_per_block=per_block / tier_bandwidth(dev.spec, off.tier))
     steps = StepModel(m, dev, layout, prec)
-    reps = [Replica(first_idx + i, loop, steps, BlockPool(total, cfg.block_size), opts, on_done, on_step)
+    reps = [Replica(first_idx + i, loop, steps, BlockPool(total, cfg.block_size), opts, on_done, on_step, backlog)
             for i in range(count)]
     router = ROUTERS[cfg.router if role != "decode" else "least_outstanding"]()
     return Pool(role, reps, dev, layout, per_token, total, router)

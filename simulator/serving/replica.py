@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from .batch import Row, StepLog
-from .events import EventLoop
+from .events import Backlog, EventLoop
 from .flight import Flight
 from .kv_blocks import BlockPool
 from .prefix_cache import PrefixCache
@@ -52,14 +52,15 @@ class ReplicaOptions:
 
 class Replica:
     def __init__(self, idx: int, loop: EventLoop, steps: StepModel, pool: BlockPool, opts: ReplicaOptions,
-                 on_done: Callable[[Request], None], on_step: Callable | None = None):
+                 on_done: Callable[[Request], None], on_step: Callable | None = None, backlog: Backlog | None = None):
         self.idx, self.loop, self.steps, self.blocks, self.opts = idx, loop, steps, pool, opts
+        # shared by the run's replicas (an instance keeps under 30 attributes: CPython 3.11 reads those faster)
+        self.backlog = Backlog(loop) if backlog is None else backlog
         self.max_batch, self.max_tokens = opts.max_batch, opts.max_batched_tokens
         self.on_done, self.on_step = on_done, on_step
         self.cache = PrefixCache(pool, opts.prefix_caching)
         self.swap_free, self.swap_s_per_block = opts.swap_blocks, opts.swap_s_per_block
         self.device_blocks = pool.total if opts.device_blocks is None else opts.device_blocks
-        self.window = steps.model.sliding_window
         # (request, generated, blocks of KV held elsewhere, whether they are in host swap space)
         self.waiting: deque[tuple[Request, int, int, bool]] = deque()
         self.work = 0  # tokens to process, waiting and running, as of the last step boundary
@@ -67,7 +68,7 @@ class Replica:
         self.rows: list[Row] = []  # running, in admission order
         self.prefilling: list[Row] = []  # those still prefilling, in admission order
         self.finishing: list[tuple[int, int, Row]] = []  # heap of (fin, seq, row) of decoding rows
-        self.timeline = DecodeTimeline(pool.block_size, self.window)
+        self.timeline = DecodeTimeline(pool.block_size, steps.model.sliding_window)
         self._seq = 0
         self.log = StepLog()
         self.sn = 0  # steps completed
@@ -92,21 +93,29 @@ class Replica:
     def submit(self, req: Request) -> None:
         req.replica = self.idx
         if not self.blocks.fits_ever(req.input_len + self.out_len(req)):
-            req.rejected = True  # longer than this replica's whole KV cache: it could never finish
-            self.on_done(req)
+            self._reject(req)  # longer than this replica's whole KV cache: it could never finish
             return
         self._enqueue(req, 0, 0, False, front=False)
+        self.backlog.arrive()
         self._wake()
 
     def receive(self, req: Request) -> None:
         """A prefilled request whose KV (prompt and first token) just arrived from a prefill replica."""
         req.decode_replica = self.idx
         if not self.blocks.fits_ever(req.input_len + req.output_len):
-            req.rejected = True
-            self.on_done(req)
+            self._reject(req)
             return
         self._enqueue(req, 1, int(self.blocks.blocks_for(req.input_len + 1)), False, front=False)
+        self.backlog.arrive()
         self._wake()
+
+    def _reject(self, req: Request) -> None:
+        pool = self.blocks
+        cap = (pool.total - pool.reserve) * pool.block_size
+        where = "a replica" if self.opts.role == "both" else f"a {self.opts.role} replica"
+        self.backlog.reject(f"longer than {where}'s KV capacity ({cap:,} tokens of prompt + output)")
+        req.rejected = True
+        self.on_done(req)
 
     def _wake(self) -> None:
         if not self.busy and not self._kicked:  # start once every arrival of this instant is queued
@@ -215,9 +224,11 @@ class Replica:
                 self._decode(row, s0, s0)
             else:
                 self.prefilling.append(row)
-            if host:
+            if host:  # a preempted request back
                 self.swap_free += kv
                 self._swap_s += kv * self.swap_s_per_block
+            else:
+                self.backlog.leave()
             req.prefix_hit_tokens += shared
             self.work += row.work(s0)
             if req.scheduled_s is None:

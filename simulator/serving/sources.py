@@ -4,16 +4,21 @@ users who send their next request a think time after each reply."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import InfercastError
+from ..config_io import Given, one_line, read_text_file
+from ..errors import bad_input, show
+from ..limits import MAX_REQUESTS, MAX_TOKENS, MAX_TRACE_BYTES
 from .scenario import RequestClass, Scenario
 from .sessions import Sessions, open_loop_sessions
-from .traffic import Request, arrival_times, lengths
+from .traffic import FixedLength, Request, arrival_times, lengths
 
 
 class ClassSampler:
@@ -41,7 +46,7 @@ class ClassSampler:
     def turns(self, k: int) -> tuple[list[int], list[int]]:
         """(new message tokens, reply tokens) of each turn after the first of a class-k session."""
         c = self.classes[k]
-        if c.turns == 1:
+        if c.turns == FixedLength(1):
             return [], []
         more = int(lengths(c.turns, 1, self.rng, f"classes[{k}].turns")[0]) - 1
         if more == 0:
@@ -59,51 +64,135 @@ def open_loop_requests(sc: Scenario) -> tuple[list[Request], Sessions | None]:
     times = arrival_times(a.process, sc.num_requests, a.rate or 1.0, rng, a.cv)
     sampler = ClassSampler(sc.classes, rng)
     draws = sampler.draw(sc.num_requests)
-    if all(c.turns == 1 for c in sc.classes):
+    if all(c.turns == FixedLength(1) for c in sc.classes):
         return [Request(k, float(t), i, o, prefix_id=p, prefix_len=pl)
                 for k, (t, (i, o, p, pl, _)) in enumerate(zip(times, draws))], None
     return open_loop_sessions(times, draws, sampler, a.think_time_s, sc.num_requests)
 
 
-def _rows(path: Path):
-    if not path.exists():
-        raise InfercastError(f"trace.path: {path} does not exist")
+class TraceColumns(NamedTuple):
+    time: str
+    input_len: str
+    output_len: str
+
+
+COLUMNS = {"generic": TraceColumns("arrival_s", "input_len", "output_len"),  # seconds, tokens, tokens
+           "azure": TraceColumns("TIMESTAMP", "ContextTokens", "GeneratedTokens")}  # a date and time, tokens
+
+
+def _rows(path: Path, cols: TraceColumns):
+    """(line number, row as a mapping) of a CSV file with a header, or of a JSONL file (.jsonl)."""
+    text, where = read_text_file(path, "trace", MAX_TRACE_BYTES), one_line(path)
     if path.suffix == ".jsonl":
-        with path.open() as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        yield n, json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InfercastError(f"{path}:{n}: malformed JSON line ({exc.msg})") from None
-    else:
-        with path.open(newline="") as f:
-            for n, row in enumerate(csv.DictReader(f), 2):
+        for n, line in enumerate(io.StringIO(text), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                    raise bad_input(f"{where}:{n}", f"malformed trace row: not JSON ({why})") from None
                 yield n, row
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in cols if c not in header]
+        if missing:
+            raise bad_input(f"{where}:1", f"the CSV header must name the columns {', '.join(cols)}; missing "
+                                         f"{', '.join(missing)}", Given(show(",".join(header))))
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise bad_input(f"{where}:{reader.line_num}", f"malformed CSV ({exc})") from None
 
 
 def _azure_time(text: str) -> float:
     # "2023-11-16 18:15:46.6805900": fractional seconds may carry 7 digits; datetime takes 6
     head, _, frac = text.strip().partition(".")
+    if frac and not frac.isdigit():
+        raise ValueError(frac)
     return datetime.fromisoformat(head).timestamp() + (float("0." + frac) if frac else 0.0)
 
 
-def trace_requests(path: Path, fmt: str) -> list[Request]:
-    """Generic columns: arrival_s, input_len, output_len. Azure LLM inference trace columns:
-    TIMESTAMP, ContextTokens, GeneratedTokens (arrivals made relative to the first)."""
-    cols = ("arrival_s", "input_len", "output_len") if fmt == "generic" else ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-    out = []
-    for n, row in _rows(path):
+def _row_time(value: object, fmt: str) -> float:
+    """A row's arrival time in seconds: generic, a finite number >= 0; azure, a date and time."""
+    if fmt == "azure":
+        if not isinstance(value, str):
+            raise ValueError("a date and time such as 2023-11-16 18:15:46.68")
         try:
-            t = float(row[cols[0]]) if fmt == "generic" else _azure_time(str(row[cols[0]]))
-            i, o = int(row[cols[1]]), int(row[cols[2]])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InfercastError(f"{path}:{n}: malformed trace row, need columns {', '.join(cols)} ({exc})") from None
-        if i < 1 or o < 1 or not np.isfinite(t):
-            raise InfercastError(f"{path}:{n}: lengths must be >= 1 and the time finite (got {t}, {i}, {o})")
+            return _azure_time(value)
+        except (ValueError, OverflowError):
+            raise ValueError("a date and time such as 2023-11-16 18:15:46.68") from None
+    t = _number(value)
+    if t is None or not math.isfinite(t) or t < 0:
+        raise ValueError("a finite number of seconds >= 0")
+    return t
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _row_tokens(value: object) -> int:
+    x = _number(value)
+    if x is None or not math.isfinite(x) or x != int(x) or not 1 <= x <= MAX_TOKENS:
+        raise ValueError(f"a whole number of tokens from 1 to {MAX_TOKENS:,}")
+    return int(x)
+
+
+def _row(row: object, cols: TraceColumns, fmt: str) -> tuple[float, int, int]:
+    """(time, input tokens, output tokens) of one row; a ValueError names the column at fault."""
+    if not isinstance(row, dict):
+        raise ValueError(f"must be an object with the keys {', '.join(cols)}")
+    values = []
+    for col, read in ((cols.time, lambda v: _row_time(v, fmt)), (cols.input_len, _row_tokens),
+                      (cols.output_len, _row_tokens)):
+        if row.get(col) in (None, ""):
+            raise ValueError(f"{col} is missing")
+        try:
+            values.append(read(row[col]))
+        except ValueError as exc:
+            raise ValueError(f"{col} must be {exc} (got {show(row[col])})") from None
+    return tuple(values)
+
+
+def scenario_trace(sc: Scenario, base_dir: Path | None = None) -> list[Request]:
+    """The requests of a scenario's trace (a relative path is read from `base_dir`, the scenario
+    file's folder): its first num_requests rows when the scenario (or --num-requests) sets it, else all."""
+    path = Path(sc.trace.path)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return trace_requests(path, sc.trace.format, sc.num_requests if "num_requests" in sc.model_fields_set else None)
+
+
+def trace_requests(path: Path, fmt: str, limit: int | None = None) -> list[Request]:
+    """The requests of a trace file, in its order, which must be arrival order (its first `limit`
+    rows when given). Generic columns: arrival_s (seconds), input_len, output_len. Azure LLM
+    inference trace columns: TIMESTAMP, ContextTokens, GeneratedTokens. Arrivals are made relative
+    to the first row's. Every row is checked; a bad one is one line naming the file and line."""
+    cols, path = COLUMNS[fmt], Path(path)
+    where = one_line(path)
+    out: list[tuple[float, int, int]] = []
+    for n, row in _rows(path, cols):
+        if limit is not None and len(out) >= limit:
+            break
+        if len(out) >= MAX_REQUESTS:
+            raise bad_input(where, f"a trace replays at most {MAX_REQUESTS:,} requests (limits.MAX_REQUESTS); "
+                                       "split it, or set num_requests", Given(f"more than {MAX_REQUESTS:,} rows"))
+        try:
+            t, i, o = _row(row, cols, fmt)
+        except ValueError as exc:
+            raise bad_input(f"{where}:{n}", f"malformed trace row: {exc}") from None
+        if out and t < out[-1][0]:
+            raise bad_input(f"{where}:{n}", f"malformed trace row: {cols.time} goes back in time, from "
+                                           f"{out[-1][0]:,.6g} to {t:,.6g} s; rows must be in arrival order")
         out.append((t, i, o))
     if not out:
-        raise InfercastError(f"{path}: the trace has no rows")
-    out.sort()
+        raise bad_input(where, "the trace has no rows")
     t0 = out[0][0]
     return [Request(k, t - t0, i, o) for k, (t, i, o) in enumerate(out)]

@@ -54,7 +54,8 @@ def test_colocated_capacity_is_capped_by_the_prompt_queue():
     assert cap.rate_rps == pytest.approx(rho_max(0.1, 0.3, 0.9) / 0.1)
     assert cap.ttft_s == pytest.approx(0.3, rel=1e-6)
     too_slow = capacity(FlatSteps(), 10**9, ClassShape("c", 5000, 10, 0.3, 1.0), "both", 1.0, 256, 8192)
-    assert too_slow.rate_rps == 0.0 and "prefill alone takes 0.5 s" in too_slow.why
+    assert too_slow.rate_rps == 0.0 and "prefill alone takes 500 ms, over the TTFT SLO of 300 ms" in too_slow.why
+    assert too_slow.closeness == pytest.approx(0.3 / 0.5)  # TTFT SLO over the prompt alone; TPOT 10 ms of 1 s
 
 
 def _docs(ttft_s, rounds=0, cp=(1, 2, 4, 8)):
@@ -155,3 +156,64 @@ def test_the_python_api_plans_a_shipped_plan_with_updates():
 
     res = simulator.plan("long-context-128k", check={"rounds": 0}, objective="devices")
     assert res.ok and res.spec.objective == "devices" and res.spec.check.rounds == 0 and not res.rounds[0].checks
+
+
+def _million(ttft_s, hw="h100-sxm", **update):
+    """llama-3.1-70b, 1M-token prompts: only context parallelism brings the prefill near a minute."""
+    return PlanSpec(model="llama-3.1-70b", inventory=[{"hw": hw}], check={"rounds": 0},
+                    classes=[{"name": "docs-1m", "rate": 0.01, "input_len": 1_000_000, "output_len": 256,
+                              "ttft_s": ttft_s, "tpot_s": 0.2}], **update)
+
+
+def test_an_infeasible_class_names_the_layout_that_came_closest():
+    from simulator.planner.candidates import score
+
+    res = plan(_million(30.0))  # TP8 CP8 prefills 1M tokens in ~36 s; TP8 PP8 in ~5 min
+    assert not res.ok
+    detail = next(b for b in res.binding if "closest" in b)
+    name = detail.split("closest ")[1].split(":")[0]
+    scored = {s.candidate.name: s.detail["docs-1m"] for s in score(res.spec)}
+    assert scored[name].closeness == max(c.closeness for c in scored.values()) > 0
+    assert name == "h100-sxm TP8 CP8 both" and "over the TTFT SLO of 30 s" in detail
+    assert scored[name].closeness == pytest.approx(30.0 / scored[name].ttft_s)
+    assert scored["h100-sxm TP8 PP8 both"].closeness < scored[name].closeness
+    # with 40 s to spare, the same layout meets the SLO and is planned
+    ok = plan(_million(40.0))
+    assert ok.ok and {ok.layouts[p.candidate.name].name() for p in ok.picks} == {"TP8 CP8"}
+
+
+def test_decode_pools_take_context_parallelism_only_where_the_kv_needs_it():
+    from simulator.planner.candidates import score
+
+    layouts = {"tp": [8], "pp": [1], "cp": [1, 2, 4]}
+    # A100 40GB at TP8: 17.6 GB of weights leave room for fewer than 1M tokens of KV; H100 80GB holds one request
+    small = score(_million(60.0, "a100-40gb-sxm", disaggregation=True, layouts=layouts))
+    big = score(_million(60.0, "h100-sxm", disaggregation=True, layouts=layouts))
+    decode_cp = lambda scored: {s.layout.cp for s in scored if s.candidate.role == "decode"}  # noqa: E731
+    assert decode_cp(big) == {1}
+    assert max(decode_cp(small)) > 1
+    assert all(s.detail["docs-1m"].closeness == 0.0 for s in small if s.candidate.role == "decode" and s.layout.cp == 1)
+
+
+def test_plan_json_says_what_produced_it(capsys):
+    assert run(["plan", "--model", "llama-3.1-8b", "--hw", "h100-sxm:4", "--rate", "2", "--input-len", "512",
+                "--output-len", "64", "--ttft", "1", "--tpot", "0.05", "--rounds", "0", "--format", "json"]) == 0
+    from tests.fuzz.harness import strict_json
+
+    d = strict_json(capsys.readouterr().out)
+    cfg = d["config"]
+    assert cfg["model"] == "llama-3.1-8b" and cfg["objective"] == "usd" and cfg["disaggregation"] is False
+    assert cfg["classes"][0] == {"name": "default", "rate": 2.0, "input_len": 512, "output_len": 64, "ttft_s": 1.0,
+                                 "tpot_s": 0.05}
+    assert cfg["inventory"][0]["hw"] == "h100-sxm" and cfg["inventory"][0]["count"] == 4
+    assert cfg["check"]["rounds"] == 0 and cfg["calibrated"] == {"h100-sxm": False} and cfg["infercast_version"]
+    assert d["slo_attainment"] == {"default": None}  # not simulated: null, never NaN
+
+
+def test_a_model_no_layout_holds_is_named_as_such():
+    # deepseek-v3: 671B parameters, 1.34 TB in bf16; 64 T4s hold 64 x 14.4 GiB = 0.99 TB
+    res = plan(PlanSpec(model="deepseek-v3", inventory=[{"hw": "t4"}], check={"rounds": 0},
+                        classes=[{"name": "c", "rate": 1, "input_len": 1024, "output_len": 64, "ttft_s": 2,
+                                  "tpot_s": 0.1}]))
+    assert not res.ok and res.candidates == 0
+    assert "class c: no layout of t4 up to 64 devices leaves room for KV beside deepseek-v3's weights" in res.binding

@@ -92,7 +92,9 @@ def test_summary_keeps_its_keys_and_appends_the_new_ones():
            "preemptions", "makespan_s", "stop_reason"]
     new = ["mfu", "mbu", "busy_fraction", "kv_occupancy_mean", "kv_occupancy_peak", "prefix_hit_rate", "swaps",
            "prompt_cached_fraction"]
-    assert list(s) == old + new
+    overload = ["arrived", "offered_rps", "served_rps", "overload_onset_s", "metrics_cover", "stable_requests",
+                "reject_reasons", "no_value_reason"]
+    assert list(s) == old + new + overload
     assert s["prefix_hit_rate"] == pytest.approx(3 / 4) and s["swaps"] == 3 and s["preemptions"] == 4
     assert s["mfu"] == pytest.approx(0.4) and s["mbu"] == pytest.approx(0.3) and s["busy_fraction"] == pytest.approx(0.6)
     assert s["kv_occupancy_mean"] == pytest.approx((0.5 * 2 + 0.8 * 1) / 5) and s["kv_occupancy_peak"] == 0.8

@@ -144,8 +144,8 @@ def test_a_session_entry_holds_its_parent_until_it_is_evicted():
 
 
 def test_turns_must_be_at_least_one():
-    from simulator.errors import InfercastError
+    """Refused when the scenario is read, before any request is drawn."""
+    import pydantic
 
-    sc = _scenario(cls={"turns": 0})
-    with pytest.raises(InfercastError, match=r"classes\[0\].turns: must be >= 1"):
-        open_loop_requests(sc)
+    with pytest.raises(pydantic.ValidationError, match=r"classes.0.turns"):
+        _scenario(cls={"turns": 0})

@@ -1,4 +1,7 @@
 import json
+import re
+
+import pytest
 
 from simulator.cli import run
 
@@ -57,3 +60,40 @@ def test_bad_new_flags_are_one_line_errors(capsys):
         assert run(["simulate", *argv]) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: "), err
+
+
+def _config(argv):
+    from simulator.serving.cli import scenario_with_flags
+    from simulator.serving.scenario import run_config
+
+    sc, _ = scenario_with_flags(argv[0] if argv else None, dict(argv[1:]) if argv else {})
+    return run_config(sc, sc.num_requests)
+
+
+def test_a_disaggregated_title_counts_every_pool():
+    from simulator.serving.cli import title
+
+    assert "on 1x prefill TP4 + 3x decode TP4 = 16 h100-sxm;" in title(_config(["disaggregated-chat"]))
+    resized = title(_config(["disaggregated-chat", ("disagg", "2:2"), ("decode_tp", 8)]))
+    assert "on 2x prefill TP4 + 2x decode TP8 = 24 h100-sxm;" in resized
+    assert title(_config([])).startswith("flags: llama-3.1-8b bf16 on 1x h100-sxm TP1; 500 requests, poisson 4 req/s")
+
+
+def test_json_says_what_was_simulated(capsys):
+    assert run(["simulate", "rag-long-document", "--num-requests", "20", "--no-progress", "--format", "json"]) == 0
+    c = json.loads(capsys.readouterr().out)["config"]
+    assert c["pools"] == [{"role": "both", "hw": "h200-sxm", "layout": "TP1", "tp": 1, "pp": 1, "cp": 1, "ep": 1,
+                           "replicas": 4, "devices": 4, "calibrated": c["calibrated"]}]
+    assert c["arrival"] == {"process": "gamma", "rate": 0.5, "cv": 2.0, "users": None, "think_time_s": 0.0}
+    assert (c["requests"], c["seed"], c["max_batched_tokens"], c["router"]) == (20, 0, 16384, "least_outstanding")
+    assert isinstance(c["calibrated"], bool) and c["infercast_version"]
+
+
+def test_a_run_without_values_is_strict_json_with_nulls_and_dashes(capsys):
+    argv = ["simulate", "--input-len", "2000000", "--num-requests", "4", "--no-progress"]
+    assert run([*argv, "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(name))
+    assert d["rejected"] == 4 and d["ttft_p50_s"] is None and d["no_value_reason"]
+    assert run(argv) == 0
+    table = capsys.readouterr().out
+    assert "NaN" not in table and "nan" not in table and re.search(r"ttft_p50_s\s+│\s+- │", table)
