@@ -110,18 +110,12 @@ class PlanSpec(BaseModel):
     @field_validator("classes")
     @classmethod
     def _unique_classes(cls, v):
-        names = [c.name for c in v]
-        if len(set(names)) != len(names):
-            raise ValueError(f"class names must be unique (got {names})")
-        return v
+        return _listed_once(v, [c.name for c in v], "class names must be unique")
 
     @field_validator("inventory")
     @classmethod
     def _unique_hardware(cls, v):
-        names = [s.hw for s in v]
-        if len(set(names)) != len(names):
-            raise ValueError(f"each hardware type is listed once (got {names})")
-        return v
+        return _listed_once(v, [s.hw for s in v], "each hardware type is listed once")
 
 
 def mean_length(spec: Any, what: str) -> float:
@@ -153,3 +147,10 @@ def load_plan_file(ref: str | Path) -> tuple[PlanSpec, Path]:
     return check_references(load_model(p, PlanSpec), Origin(str(p))), p
 
 
+
+
+def _listed_once(items: list, names: list[str], rule: str) -> list:
+    """`items` when their `names` are all different, else the `rule` as a validation error."""
+    if len(set(names)) != len(names):
+        raise ValueError(f"{rule} (got {names})")
+    return items

@@ -11,7 +11,8 @@ import io
 import json
 import signal
 import traceback
-from typing import NamedTuple
+from pathlib import Path
+from typing import Callable, NamedTuple
 
 
 class Outcome(NamedTuple):
@@ -65,3 +66,24 @@ def _refuse(name: str):
 def strict_json(text: str):
     """Parse `text` as JSON, refusing NaN, Infinity and -Infinity."""
     return json.loads(text, parse_constant=_refuse)
+
+
+class Case(NamedTuple):
+    """One hand-written input of a corpus: one class of mistake (or a valid variant)."""
+
+    name: str
+    build: Callable[[Path], list[str]]  # tmp_path -> argv after `infercast`
+    expected: str  # "error" | "ok"
+    needles: tuple[str, ...] = ()  # what the one error line must name (file, key, flag)
+
+
+def run_case(case: Case, tmp_path: Path, timeout_s: int = 60):
+    """Run a corpus case and assert its kind (and, for an error, its needles); an ok case's strict
+    JSON output comes back for the caller's checks, an error's None."""
+    out = run_cli(case.build(tmp_path), timeout_s=timeout_s)
+    assert out.kind == case.expected, (out.kind, out.err[-2000:])
+    if case.expected == "error":
+        for needle in case.needles:
+            assert needle in out.err, (needle, out.err)
+        return None
+    return strict_json(out.out)
