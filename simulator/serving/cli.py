@@ -277,6 +277,18 @@ def _emit(res, sc, format: Format) -> None:
     for k, v in s.items():
         t.add_row(k, _cell(v))
     console().print(t)
+    if s["stop_reason"] == "overloaded":
+        console().print(f"[bold red]{overload_line(s)}[/]")
+
+
+def overload_line(s: dict) -> str:
+    """The headline of an overloaded run: offered against served, and what the latencies cover."""
+    from ..human import count, rate
+
+    return (f"overloaded: arrivals at {rate(s['offered_rps'], 'req/s')} outrun the {rate(s['served_rps'], 'req/s')} "
+            f"this deployment serves; {count(s['arrived'])} of {count(s['requests'])} requests arrived before "
+            f"the run stopped; latencies cover the {s['metrics_cover']} ({count(s['stable_requests'])} "
+            f"request{'' if s['stable_requests'] == 1 else 's'})")
 
 
 def _cell(value: object) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..human import seconds
 from .simulate import SimResult, offered_rate
 
 STEP_COLUMNS = ("replica", "start_s", "duration_s", "n_steps", "decode_tokens", "prefill_tokens", "flops", "bytes",
@@ -167,7 +168,7 @@ def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float 
         "arrived": len(arrived), "offered_rps": offered_rate(arrived.arrival_s),
         "served_rps": _ratio(float(len(fin)), span - float(arrived.arrival_s.min()) if len(arrived) else np.nan),
         "overload_onset_s": onset,
-        "metrics_cover": "all" if stable is None else f"stable part: arrivals before {onset:.4g} s",
+        "metrics_cover": "all" if stable is None else f"stable part: arrivals before {seconds(onset)}",
         "stable_requests": len(cover),
         "reject_reasons": dict(getattr(res, "reject_reasons", None) or {}),
         "no_value_reason": None if len(cov) else _no_value_reason(df, res, stable),
