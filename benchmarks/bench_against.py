@@ -1,6 +1,7 @@
-"""Speed against another revision, side by side in one run: the what-if per call (in process) and
-the serving simulator's wall time, alternating the two trees round by round so that a shared
-machine's drift falls on both. Prints each tree's median and the ratio this tree / the other.
+"""Speed against another revision, side by side in one run: the what-if per call (in process, the
+cases of bench_whatif.py) and the serving simulator's wall time (bench_simulate.py's run),
+alternating the two trees round by round so that a shared machine's drift falls on both. Prints
+each tree's median and the ratio this tree / the other.
 
 Run: .venv/bin/python benchmarks/bench_against.py [REV] [rounds] [requests]
 (REV defaults to HEAD~1; it is checked out in a temporary git worktree, removed afterwards.)"""
@@ -19,24 +20,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = r"""
 import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1] + "/benchmarks")
 import simulator
 from simulator import whatif
-from simulator.serving.simulate import quick
+from bench_whatif import CASES  # the tree's own what-if benchmark cases
+from bench_simulate import run_once  # and its serving run
 assert simulator.__file__.startswith(sys.argv[1]), simulator.__file__
-cases = [dict(model="llama-3.1-8b", hw="a100-80gb-sxm", input_len=32768, output_len=2),
-         dict(model="llama-3.1-8b", hw="a100-80gb-sxm", input_len=2048, output_len=256)]
 out = {}
-for i, case in enumerate(cases):
+for i, case in enumerate(CASES):
     whatif(**case)
     times = []
-    for _ in range(200):
+    for _ in range(100):
         t = time.perf_counter(); whatif(**case); times.append(time.perf_counter() - t)
-    out[f"whatif_{i}_ms"] = 1e3 * statistics.median(times)
-n = int(sys.argv[2])
-t = time.perf_counter()
-quick(num_requests=n, arrival="poisson", rate=120.0, input_len={"lognormal": {"mean": 1024, "sigma": 0.8}},
-      output_len={"lognormal": {"mean": 256, "sigma": 0.8}}, replicas=8, seed=1, model="llama-3.1-8b", hw="h100-sxm")
-out["simulate_s"] = time.perf_counter() - t
+    out[f"whatif_case{i}_ms"] = 1e3 * statistics.median(times)
+out["simulate_s"] = run_once(int(sys.argv[2]))[0]
 print(json.dumps(out))
 """
 

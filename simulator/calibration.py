@@ -239,6 +239,12 @@ def user_calibration_dir() -> Path:
 
 
 def profile_path(device_id: str) -> Path | None:
+    """This machine's profile of the device, else a shipped one; None for neither, or for an ID
+    that is not a plain name (hwspec.HW_ID: never a path to some other file)."""
+    from .hwspec import HW_ID
+
+    if not HW_ID.match(device_id):
+        return None
     for d in (user_calibration_dir(), calibration_dir()):
         if (d / f"{device_id}.yaml").exists():
             return d / f"{device_id}.yaml"

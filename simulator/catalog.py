@@ -10,7 +10,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from .config_io import Given, exists, load_model
+from .config_io import Given, exists, load_model, one_line
 from .errors import InfercastError, bad_input, show
 from .hf_config import load_hf_config
 from .hwspec import HardwareSpec
@@ -114,7 +114,24 @@ def load_hardware(ref: str, flag: str = "--hw") -> HardwareSpec:
         from .local_device import detect_local
 
         return detect_local()
-    return _load_shipped(ref, HardwareSpec, "hwspecs", "hardware", "hw", flag, hardware_ids())
+    spec = _load_shipped(ref, HardwareSpec, "hwspecs", "hardware", "hw", flag, hardware_ids())
+    if _looks_like_path(ref):
+        _own_id(spec, Path(ref))
+    return spec
+
+
+def _own_id(spec: HardwareSpec, path: Path) -> None:
+    """A user's hardware file must not take a shipped ID or `local`: a calibration profile is found
+    by ID, so the copy would be costed with that device's fitted profile and reported under its
+    name. The shipped file itself, given by path, is that device."""
+    if spec.id not in hardware_ids():
+        return
+    shipped = data_dir("hwspecs") / f"{spec.id}.yaml"
+    if spec.id != LOCAL_ID and exists(shipped) and shipped.resolve() == path.resolve():
+        return
+    what = "this machine's ID" if spec.id == LOCAL_ID else "the ID of shipped hardware"
+    raise bad_input(f"{one_line(path)}: key 'id'", f"is {what}, whose calibration profile is found by that ID; "
+                    "give your file an ID of its own (e.g. 'my-" + spec.id + "')", spec.id)
 
 
 @lru_cache(maxsize=64)

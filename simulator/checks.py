@@ -5,8 +5,28 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 from .errors import InfercastError, bad_input
+
+# A number in exponent form without a dot ('1e3', '1e-9', '2.5e3'): YAML 1.2 reads it as a float, but
+# PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent, and hands it over as a string.
+EXPONENT_FORM = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
+def plain_number(value: object) -> float | None:
+    """`value` as a finite float: an int or float (not a boolean), or a string in exponent form
+    (EXPONENT_FORM: what a YAML 1.2 writer means by `1e3`); None for anything else, for inf and
+    NaN, and for an integer too large for a float."""
+    if isinstance(value, str) and EXPONENT_FORM.fullmatch(value.strip()):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        x = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        return None
+    return x if math.isfinite(x) else None
 
 
 def whole_number(value: object, where: str, low: int = 1, high: int | None = None, why_high: str = "") -> int:
@@ -26,9 +46,9 @@ def whole_number(value: object, where: str, low: int = 1, high: int | None = Non
 def finite_number(value: object, where: str, low: float | None = None, high: float | None = None,
                   low_inclusive: bool = False) -> float:
     """`value` as a finite float, above `low` (or at it when `low_inclusive`) and at most `high`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+    x = plain_number(value)
+    if x is None:
         raise bad_input(where, "must be a finite number", value)
-    x = float(value)
     if low is not None and (x < low or (x == low and not low_inclusive)):
         raise bad_input(where, f"must be {'>=' if low_inclusive else '>'} {low:g}", value)
     if high is not None and x > high:
@@ -41,4 +61,4 @@ def positive_seconds(value: object, where: str) -> float:
     return finite_number(value, where, low=0.0)
 
 
-__all__ = ["InfercastError", "whole_number", "finite_number", "positive_seconds"]
+__all__ = ["InfercastError", "plain_number", "whole_number", "finite_number", "positive_seconds"]

@@ -96,6 +96,7 @@ def run(argv: list[str] | None = None) -> int:
     with INFERCAST_DEBUG=1."""
     try:
         _plugins()
+        _given_once(sys.argv[1:] if argv is None else argv)
         app(args=argv, standalone_mode=False)
         sys.stdout.flush()
     except InfercastError as exc:
@@ -121,6 +122,20 @@ def run(argv: list[str] | None = None) -> int:
         return _fail(f"internal error: {type(exc).__name__}: {first} (a bug in infercast; INFERCAST_DEBUG=1 "
                      "shows the traceback)", 1)
     return 0
+
+
+def _given_once(argv: list[str]) -> None:
+    """No option is repeatable: one given twice (`--tp 1 --tp 2`, where the command line parser
+    would keep the last without a word) is refused in one line."""
+    seen: set[str] = set()
+    for token in argv:
+        if token == "--":
+            return
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 2:
+            if name in seen:
+                raise InfercastError(f"{name}: given twice; give each option once")
+            seen.add(name)
 
 
 def _fail(line: str, code: int) -> int:

@@ -7,6 +7,7 @@ E2E = TTFT + (output_len - 1) x TPOT; throughput counts output tokens of the bat
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ from .about import infercast_version
 from .calibration import Calibration
 from .catalog import load_model_spec
 from .checks import finite_number, whole_number
+from .collectives import check_links
 from .cost import cost_line
 from .decode_schedule import decode_contexts
 from .errors import InfercastError, bad_input
@@ -46,7 +48,7 @@ class WhatIfResult:
     compute_dtype: str
     calibrated: bool
     fits: bool
-    memory_capacity_bytes: float  # usable, per device
+    memory_capacity_bytes: int  # usable, per device, whole bytes
     weights_bytes: float  # per device
     kv_cache_bytes: float  # per device, the batch at full context
     activation_bytes: float  # per device, peak transient of the prefill step
@@ -152,17 +154,20 @@ def whatif(model: str = DEFAULT["model"], hw: str = DEFAULT["hw"], tp: int = 1, 
     m = load_model_spec(model)
     dev = device(hw) if calibration is None else Device(device(hw).spec, calibration)
     check_layout(m, layout)
+    check_links(dev.spec, layout)
     prec = resolve_precision(dev.spec, dtype, kv_dtype, compute_dtype)
     plan = memory_plan(m, dev, layout, prec, batch, input_len + output_len, batch * input_len)
     res = WhatIfResult(
         m.id, dev.spec.id, layout.tp, layout.pp, layout.devices, batch, input_len, output_len, prec.weights, prec.kv,
-        prec.compute, dev.calibrated, plan.fits, plan.capacity_bytes, plan.weights_bytes,
+        prec.compute, dev.calibrated, plan.fits, math.floor(plan.capacity_bytes), plan.weights_bytes,
         plan.kv_cache_bytes, plan.activation_bytes, plan.max_batch, cp=layout.cp, ep=layout.ep,
         ep_imbalance=layout.ep_imbalance, cp_kind=layout.cp_kind,
     )
     if m.max_context and input_len + output_len > m.max_context:
         res.notes.append(f"context {count(input_len + output_len)} exceeds {m.id}'s trained maximum of "
                          f"{count(m.max_context)}")
+    if m.declared_from and m.declared_dtype != prec.weights:
+        res.notes.append(declared_note(m, prec.weights))
     if not plan.fits:
         fix = advise(m, dev, layout, prec, batch, input_len, output_len)
         res.message, res.advice = f"{does_not_fit(plan)}; {fix.text()}", fix.to_dict()
@@ -170,6 +175,15 @@ def whatif(model: str = DEFAULT["model"], hw: str = DEFAULT["hw"], tp: int = 1, 
             return res
     _fill_times(res, m, dev, layout, prec)
     return res
+
+
+def declared_note(m, weights: str) -> str:
+    """The config.json declares how its weights are stored, and --dtype costs them otherwise."""
+    if m.declared_dtype is None:
+        return (f"{m.id}'s config.json declares {m.declared_from}, which infercast does not map to a dtype; "
+                f"costed as --dtype {weights}: give the --dtype its weights are stored in")
+    return (f"{m.id}'s config.json declares {m.declared_dtype} weights ({m.declared_from}); costed as --dtype "
+            f"{weights}: give --dtype {m.declared_dtype} to cost them as stored")
 
 
 def does_not_fit(plan: MemoryPlan) -> str:
@@ -200,3 +214,6 @@ def _fill_times(res: WhatIfResult, m, dev, layout, prec) -> None:
     res.usd_per_hour, res.usd_per_mtok_input = c.usd_per_hour, c.usd_per_mtok_input
     res.usd_per_mtok_output, res.usd_per_mtok_blended = c.usd_per_mtok_output, c.usd_per_mtok_blended
     res.price_is_estimate = c.price_is_estimate
+    if O == 1 and c.usd_per_hour is not None:
+        res.notes.append("one output token: it comes out of the prefill step, priced per input token; with no "
+                         "decode step, $/Mtoken output is not given (null)")

@@ -5,7 +5,8 @@ ICI) runs on the scale-up links (on a fully connected mesh such as MI300X's Infi
 group of n devices uses n-1 of each device's peer links, so small groups see a fraction of it); a group larger than the domain runs hierarchically: reduce-scatter
 inside each domain, the cross-domain part on the scale-out NICs (one per device, rail-aligned), then
 all-gather inside the domain (NCCL's and MSCCL's two-level schedule). Devices without a scale-up
-fabric exchange through the host link (PCIe).
+fabric exchange through the host link (PCIe). A spec with no link at all (a phone, a Mac, a CPU)
+runs on one device: several are refused (check_links), never costed at memory speed.
 
 Traffic per device (Patarasuk & Yuan 2009; NCCL's "bus bandwidth" definitions), S the payload:
 - ring all-reduce 2 (n-1)/n S in 2 (n-1) steps; all-gather and reduce-scatter (n-1)/n S in n-1 steps
@@ -25,6 +26,7 @@ import math
 import numpy as np
 
 from .calibration import CollectiveCal
+from .errors import InfercastError, bad_input
 from .hwspec import HardwareSpec
 
 TRAFFIC = {
@@ -63,7 +65,24 @@ def link_bandwidth(spec: HardwareSpec, group: int) -> float:
         return out.bandwidth_per_dir
     if host is not None:
         return host.bandwidth_per_dir
-    return spec.memory.device.bandwidth  # single-package devices (SoC): through shared memory
+    raise InfercastError(f"{spec.id} has no link between devices (its hwspec has no `links:` block: scaleup, "
+                         f"scaleout or host), so {group:,} of them cannot exchange data; use one device")
+
+
+def has_links(spec: HardwareSpec) -> bool:
+    """Whether devices of `spec` can talk to each other at all (a scale-up, scale-out or host link)."""
+    return any(link is not None for link in (spec.links.scaleup, spec.links.scaleout, spec.links.host))
+
+
+def check_links(spec: HardwareSpec, layout) -> None:
+    """A layout of several devices (phases.Layout) needs a link between them: refused in one line
+    naming the first parallel flag above 1 and the hwspec, where the spec has none (a phone, a Mac,
+    a CPU socket: their specs carry no interconnect to cost the traffic on)."""
+    if layout.devices <= 1 or has_links(spec):
+        return
+    flag, degree = next((f, d) for f, d in (("--tp", layout.tp), ("--pp", layout.pp), ("--cp", layout.cp)) if d > 1)
+    raise bad_input(flag, f"needs a link between devices, and {spec.id}'s hwspec has none (no `links:` block: "
+                          "scaleup, scaleout or host); use one device, or add the link to a copy of the spec", degree)
 
 
 def _min(a, b):

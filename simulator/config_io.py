@@ -130,12 +130,19 @@ def _load_bounded(text: str, where: str) -> Any:
         loader.dispose()
 
 
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
 def _expanded_size(node: yaml.Node, memo: dict[int, int], where: str = "") -> int:
     """Values in `node` with every alias expanded: each anchored node counted once per use. A key
-    written twice in one mapping is refused (YAML forbids it; PyYAML would keep the last)."""
+    written twice in one mapping is refused (YAML forbids it; PyYAML would keep the last), and so
+    is a plain number written base 60 (YAML 1.1's `1:00:00`, which PyYAML reads as 3600)."""
     if id(node) in memo:
         return memo[id(node)]
     size = 1
+    if isinstance(node, yaml.ScalarNode) and node.tag in _NUMBER_TAGS and ":" in node.value:
+        raise InfercastError(f"{where}: line {node.start_mark.line + 1}: {one_line(node.value, 40)} is a YAML 1.1 "
+                             "base-60 number (1:00:00 reads as 3600); write the number itself, or quote it as text")
     if isinstance(node, yaml.SequenceNode):
         size += sum(_expanded_size(child, memo, where) for child in node.value)
     elif isinstance(node, yaml.MappingNode):

@@ -2,6 +2,8 @@
 
 Input tokens pay for prefill time and output tokens for decode time, so that
 input_tokens x usd_per_mtok_input + output_tokens x usd_per_mtok_output = the run's cost.
+With one output token per request there is no decode step: that token comes out of the prefill,
+already priced per input token, so the output price is None (null), never a misleading $0.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def cost_line(spec: HardwareSpec, devices: int, prefill_s: float, decode_s: floa
     return CostLine(
         per_hour,
         per_mtok(prefill_s, input_tokens),
-        per_mtok(decode_s, output_tokens),
+        per_mtok(decode_s, output_tokens) if decode_s > 0 else None,
         per_mtok(prefill_s + decode_s, input_tokens + output_tokens),
         bool(spec.price.estimate),
     )

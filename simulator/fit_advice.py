@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from .collectives import domain_size
+from .collectives import domain_size, has_links
 from .errors import InfercastError
 from .hwspec import HardwareSpec
 from .human import gib_ceil, size
@@ -37,7 +37,10 @@ PCIE_SERVER = 8  # PCIe cards per server: tensor parallelism without a scale-up 
 
 
 def tensor_parallel_limit(spec: HardwareSpec) -> int:
-    """Largest TP degree inside one scale-up domain (a PCIe server's cards where there is no fabric)."""
+    """Largest TP degree inside one scale-up domain (a PCIe server's cards where there is no fabric;
+    1 where the spec has no link between devices at all)."""
+    if not has_links(spec):
+        return 1
     return min(domain_size(spec), MAX_DEGREE) if spec.links.scaleup is not None else PCIE_SERVER
 
 
@@ -131,8 +134,13 @@ class Probe:
         return memory_plan(self.model, self.dev, layout or self.layout, prec or self.prec, b,
                            self.input_len + self.output_len, b * self.input_len)
 
+    @property
+    def one_device(self) -> bool:
+        """No link between devices: only single-device changes (KV dtype, batch, offload) apply."""
+        return not has_links(self.dev.spec)
+
     def valid(self, layout: Layout) -> bool:
-        if layout.devices > MAX_DEVICES:
+        if layout.devices > MAX_DEVICES or (layout.devices > 1 and self.one_device):
             return False
         try:
             check_layout(self.model, layout)
@@ -222,6 +230,8 @@ def _host_offload(q: Probe) -> FitOption | None:
 
 
 def _more_stages(q: Probe) -> FitOption | None:
+    if q.one_device:
+        return None
     hi = min(q.model.num_layers, MAX_DEGREE, MAX_DEVICES // (q.layout.tp * q.layout.cp))
     pp = smallest(q.layout.pp + 1, hi, lambda s: q.plan(replace(q.layout, pp=s)).fits)
     return None if pp is None else q.option({"pp": pp}, replace(q.layout, pp=pp))
@@ -236,6 +246,8 @@ def _widest_tp(q: Probe) -> Layout:
 def _last_resort(q: Probe) -> FitOption | None:
     """One request at the widest TP in the domain, then the fewest pipeline stages that fit, then
     (at the most stages) the smallest CP."""
+    if q.one_device:
+        return None
     lay = _widest_tp(q)
     if q.plan(lay, batch=1).fits:
         return q.option({"tp": lay.tp, "batch": 1}, lay, batch=1)
@@ -252,17 +264,19 @@ def _last_resort(q: Probe) -> FitOption | None:
 
 def _why_nothing(q: Probe) -> str:
     lay = _widest_tp(q)
-    stages = min(q.model.num_layers, MAX_DEVICES // (lay.tp * lay.cp))
+    stages = 1 if q.one_device else min(q.model.num_layers, MAX_DEVICES // (lay.tp * lay.cp))
     widest = replace(lay, pp=stages)
     w = weights_bytes(q.model, widest, q.prec)
     cap = q.plan().capacity_bytes
+    single = " (its hwspec has no link between devices, so it runs on one)" if q.one_device else ""
     if w > cap:
         return (f"nothing fits on {q.dev.spec.id}: the weights alone need {size(w)} per device even at "
-                f"--tp {widest.tp} --pp {widest.pp}, which has {size(cap)} usable")
+                f"--tp {widest.tp} --pp {widest.pp}, which has {size(cap)} usable{single}")
     one = q.plan(lay, batch=1)
-    return (f"no change tried fits (TP up to {lay.tp}, CP, KV {', '.join(narrower_kv(q)) or q.prec.kv}, "
-            f"batch 1, PP, host offload): one request at this context needs {size(one.needed_bytes)} per "
-            f"device at --tp {lay.tp}, {size(cap)} usable")
+    spread = "" if q.one_device else "CP, "
+    return (f"no change tried fits (TP up to {lay.tp}, {spread}KV {', '.join(narrower_kv(q)) or q.prec.kv}, "
+            f"batch 1, {'' if q.one_device else 'PP, '}host offload): one request at this context needs "
+            f"{size(one.needed_bytes)} per device at --tp {lay.tp}, {size(cap)} usable{single}")
 
 
 def advise(model: ModelSpec, dev: Device, layout: Layout, prec: Precision, batch: int, input_len: int,

@@ -4,6 +4,7 @@
     seconds(0.0123)    -> "12.3 ms"          (us, ms, s, min, h, days)
     count(2_000_000)   -> "2,000,000"
     rate(0.00646, "req/s") -> "0.00646 req/s"
+    rate(1e-300, "req/s")  -> "1e-300 req/s"
 
 A value that is not a finite number says so ("not a number", "infinite") instead of printing
 nan or inf; an absurd one says "more than ..." instead of 25 digits.
@@ -18,6 +19,7 @@ EIB = 2.0**60
 BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 MAX_COUNT = 1e15  # counts beyond this are absurd for any input infercast takes
 MAX_SECONDS = 1e9  # ~32 years
+SMALLEST_PLAIN = 1e-4  # below it a number is written as a power of ten
 TIME_STEPS = ((60.0, "min"), (3600.0, "h"), (86400.0, "days"))
 
 
@@ -35,9 +37,19 @@ def _not_finite(value: object) -> str | None:
 
 def significant(x: float, digits: int = 3) -> str:
     """`x` to about `digits` significant figures, with thousands separators and no exponent
-    (at least one decimal below 10, whole numbers from 1,000 up)."""
+    (at least one decimal below 10, whole numbers from 1,000 up); below 0.0001 as a power of ten
+    ("1e-9", not nine zeros), beyond MAX_COUNT as "more than 1,000,000,000,000,000"."""
+    bad = _not_finite(x)
+    if bad is not None:
+        return bad
     if x == 0:
         return "0"
+    if abs(x) > MAX_COUNT:
+        return f"more than {MAX_COUNT:,.0f}" if x > 0 else f"less than -{MAX_COUNT:,.0f}"
+    if abs(x) < SMALLEST_PLAIN:
+        mantissa, _, exponent = f"{x:.{digits - 1}e}".partition("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exponent)}"
     mag = math.floor(math.log10(abs(x)))
     decimals = max(0, digits - 1 - mag)
     text = f"{x:,.{decimals}f}"
@@ -67,7 +79,7 @@ def gib_ceil(n: float) -> str:
 
 
 def seconds(s: float) -> str:
-    """A duration: "850 us", "12.3 ms", "4.2 s", "95.3 s", "3.5 min", "2.1 h", "12.0 days"."""
+    """A duration: "3 ns", "850 us", "12.3 ms", "4.2 s", "95.3 s", "3.5 min", "2.1 h", "12.0 days"."""
     bad = _not_finite(s)
     if bad is not None:
         return bad
@@ -78,6 +90,8 @@ def seconds(s: float) -> str:
         return "more than 30 years"
     if x == 0:
         return "0 s"
+    if x < 1e-6:
+        return f"{significant(x * 1e9)} ns"
     if x < 1e-3:
         return f"{significant(x * 1e6)} us"
     if x < 1.0:

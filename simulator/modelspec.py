@@ -94,6 +94,10 @@ class ModelSpec(BaseModel):
     moe: MoE | None = None
     mla: MLA | None = None
     published_params: Annotated[int, whole_number(1, MAX_PARAMS)] | None = None  # total as published, for checks
+    # the weights' dtype a checkpoint declares (config.json's quantization_config or torch_dtype):
+    # informational, costs use --dtype; a what-if says so when the two differ
+    declared_dtype: Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"] | None = None
+    declared_from: Label | None = None  # the config.json key(s) it was read from, e.g. "quantization_config (gptq, 4 bits)"
     sources: dict[str, ModelSource] = Field(default_factory=dict)
     note: str = ""
 
@@ -101,9 +105,10 @@ class ModelSpec(BaseModel):
     def _consistent(self) -> "ModelSpec":
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads:,}) must be a multiple of num_kv_heads ({self.num_kv_heads:,})")
-        if self.head_dim is None and self.hidden_size < self.num_heads:
-            raise ValueError(f"without head_dim, hidden_size ({self.hidden_size:,}) must be >= num_heads "
-                             f"({self.num_heads:,}): each head is hidden_size / num_heads wide")
+        if self.head_dim is None and (self.hidden_size < self.num_heads or self.hidden_size % self.num_heads):
+            raise ValueError(f"without head_dim, hidden_size ({self.hidden_size:,}) must be a multiple of num_heads "
+                             f"({self.num_heads:,}): each head is hidden_size / num_heads wide (give head_dim "
+                             "where heads are narrower)")
         if self.moe is not None and self.moe.dense_layers > self.num_layers:
             raise ValueError(f"moe.dense_layers ({self.moe.dense_layers:,}) must be <= num_layers ({self.num_layers:,})")
         from .layers import param_count  # layers builds on this module

@@ -38,6 +38,15 @@ class Precision:
         return "fp32" if self.compute == "fp32" else ("fp16" if self.compute == "fp16" else "bf16")
 
 
+def nearest_rate(peaks: dict, weights: str) -> str:
+    """The smallest change of GEMM dtype: the narrowest rate the device has that is at least as wide
+    as the weights (bf16 weights on an fp32-only engine: fp32), else its widest."""
+    wide_enough = [d for d in peaks if BYTES_PER_ELEMENT[d] >= BYTES_PER_ELEMENT[weights]]
+    if wide_enough:
+        return min(wide_enough, key=lambda d: BYTES_PER_ELEMENT[d])
+    return max(peaks, key=lambda d: BYTES_PER_ELEMENT[d])
+
+
 def _check(value: str, allowed: tuple[str, ...], flag: str) -> str:
     if value not in allowed:
         raise InfercastError(f"{flag}: '{value}' is not a dtype infercast knows (allowed: {', '.join(allowed)})")
@@ -65,8 +74,8 @@ def resolve_precision(hw: HardwareSpec, dtype: str = "bf16", kv_dtype: str | Non
         raise InfercastError(f"--compute-dtype: {hw.id} has no {compute_dtype} rate (has: {', '.join(peaks)})")
     if compute_dtype not in peaks:  # e.g. an int8-only NPU asked for 16-bit GEMMs: no rate to time them at
         raise InfercastError(f"--dtype: {hw.id} has no {compute_dtype} rate for {dtype} weights' GEMMs (has: "
-                             f"{', '.join(peaks)}); give --compute-dtype one of those, e.g. --dtype int4 "
-                             f"--compute-dtype {next(iter(peaks))}")
+                             f"{', '.join(peaks)}); give --compute-dtype {nearest_rate(peaks, dtype)} (the weights "
+                             f"stay {dtype})")
     if kv_dtype is None:
         kv_dtype = dtype if dtype in KV_DTYPES and dtype != "int4" else half
     _check(kv_dtype, KV_DTYPES, "--kv-dtype")

@@ -3,7 +3,8 @@
 A quantity accepts a number (SI) or a string with a unit and stores a finite SI float within
 limits.MAX_QUANTITY; rates and power must be > 0, sizes and times >= 0 (a field that must be > 0
 adds Field(gt=0)). A whole number refuses booleans, strings and fractions (lax pydantic reads
-`true` as 1 and "12" as 12). Every refusal is a ValueError whose text says what is allowed;
+`true` as 1 and "12" as 12); a number in exponent form (`1e3`, a float in YAML 1.2 that PyYAML
+reads as a string) is read as the number it is. Every refusal is a ValueError whose text says what is allowed;
 config_io adds the file, the key and the value given.
 """
 
@@ -15,6 +16,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, ConfigDict
 
+from .checks import EXPONENT_FORM, plain_number
 from .units import NOUN, parse_quantity
 
 
@@ -40,6 +42,8 @@ def whole_number(low: int, high: int, why_high: str = "") -> BeforeValidator:
 
     def check(value: object) -> int:
         allowed = f"must be a whole number from {low:,} to {high:,}"
+        if isinstance(value, str) and EXPONENT_FORM.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.2's `1e3`, which PyYAML reads as a string
         if isinstance(value, float) and math.isfinite(value) and value == int(value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -57,12 +61,12 @@ def finite_amount(high: float, what: str) -> BeforeValidator:
     """A validator for a plain finite number in (0, high] (a price), refusing bools and strings."""
 
     def check(value: object) -> float:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not ok or not math.isfinite(float(value)) or float(value) <= 0:
+        x = plain_number(value)
+        if x is None or x <= 0:
             raise ValueError(f"must be a finite {what} > 0")
-        if float(value) > high:
+        if x > high:
             raise ValueError(f"must be at most {high:,.0f}")
-        return float(value)
+        return x
 
     return BeforeValidator(check)
 

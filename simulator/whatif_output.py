@@ -8,7 +8,7 @@ import sys
 
 from .console import console
 from .closed_form import WhatIfResult
-from .human import count, rate, seconds, size
+from .human import MAX_COUNT, count, rate, seconds, significant, size
 from .strict_json import dumps
 
 SUMMARY_KEYS = [f.name for f in fields(WhatIfResult) if f.name not in ("notes", "breakdown", "advice")]
@@ -32,7 +32,15 @@ def _ms(s: float | None) -> str:
 
 
 def _usd(x: float | None) -> str:
-    return "-" if x is None else f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
+    """Dollars: cents from $1 up, four decimals down to a cent, three significant figures below
+    (a tiny price is not shown as $0.0000); human.significant writes the absurd ones."""
+    if x is None:
+        return "-"
+    if x > MAX_COUNT:
+        return f"more than ${MAX_COUNT:,.0f}"
+    if x == 0 or x >= 0.01:
+        return f"${x:,.2f}" if x >= 1 else f"${x:,.4f}"
+    return "$" + significant(x)
 
 
 def _kv(title: str, rows: list[tuple[str, str]]):
@@ -67,7 +75,7 @@ def _table(res: WhatIfResult, breakdown: bool) -> None:
         con.print(_kv("Latency and throughput", [
             ("TTFT", _ms(res.ttft_s)), ("TPOT", _ms(res.tpot_s)), ("E2E", _ms(res.e2e_s)),
             ("output tokens/s", rate(res.throughput_tok_s, "")), ("prefill tokens/s", rate(res.prefill_tok_s, "")),
-            ("prefill", f"{res.bound_prefill}-bound"), ("decode", f"{res.bound_decode or '-'}-bound"),
+            ("prefill", f"{res.bound_prefill}-bound"), ("decode", f"{res.bound_decode}-bound" if res.bound_decode else "- (no decode step)"),
         ]))
         est = " (estimate)" if res.price_is_estimate else ""
         con.print(_kv("Cost", [
@@ -94,6 +102,6 @@ def _ops(con, res: WhatIfResult) -> None:
     con.print(t)
 
 
-def _layout(res) -> str:
-    parts = [f"TP{res.tp}", f"PP{res.pp}"] + [f"{k}{v}" for k, v in (("CP", res.cp), ("EP", res.ep)) if v > 1]
-    return " ".join(parts)
+def _layout(res: WhatIfResult) -> str:
+    """The layout's name, as the JSON's config.layout.name has it ("TP8 CP2"; PP only above 1)."""
+    return res.config()["layout"]["name"]

@@ -143,3 +143,29 @@ def test_a_huge_request_is_answered_in_human_numbers(capsys):
     d = json.loads(out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
     assert code == 0 and d["fits"] is False and "more than 1 EiB" in d["message"] and "e+" not in d["message"]
     assert d["advice"]["fits_with"]["needed_bytes_per_device"] <= d["memory_capacity_bytes"]
+
+
+def test_whatif_title_names_the_layout_as_the_json_does(capsys):
+    argv = ("whatif", "--model", "llama-3.1-70b", "--hw", "h100-sxm", "--tp", "4", "--cp", "2",
+            "--input-len", "512", "--output-len", "8")
+    code, out, _ = call(capsys, *argv)
+    _, js, _ = call(capsys, *argv, "--format", "json")
+    name = json.loads(js)["config"]["layout"]["name"]
+    assert code == 0 and name == "TP4 CP2" and f"8x h100-sxm ({name})" in out
+
+
+def test_tiny_and_huge_prices_are_not_shown_as_zero_or_forty_digits():
+    from simulator.whatif_output import _usd
+
+    assert _usd(3.5) == "$3.50" and _usd(0.0244) == "$0.0244" and _usd(None) == "-"
+    tiny = _usd(1.5e-9)
+    assert tiny.startswith("$") and tiny.strip("$0.") != "" and len(tiny) <= 16, tiny  # not "$0.0000"
+    assert len(_usd(1e40)) <= 40, _usd(1e40)
+
+
+def test_list_tables_use_thousands_separators_and_full_names(capsys):
+    code, out, _ = call(capsys, "list", "models")
+    assert code == 0 and "7,168" in out and "163,840" in out  # deepseek-v3's hidden size and context
+    code, out, _ = call(capsys, "list", "hw")
+    assert code == 0 and "…" not in out and "figures)" in out  # a10g's name, wrapped rather than cut
+    assert "624.0 TF" in out  # the 8-bit column carries the unit the 16-bit one does

@@ -170,3 +170,14 @@ def test_special_files_are_refused_without_reading_them(tmp_path):
     for path, got in ((str(fifo), "fifo"), ("/dev/zero", "device"), (str(tmp_path), "directory")):
         with pytest.raises(InfercastError, match=got):
             load_hardware(path)
+
+
+def test_a_calibration_profile_is_looked_up_by_a_plain_id_only(tmp_path, monkeypatch):
+    """An ID is never a path to another file (B1): the lookup refuses anything but a plain name."""
+    from simulator.calibration import profile_path
+
+    (tmp_path / "calibration" / "x" / "calibration").mkdir(parents=True)
+    (tmp_path / "calibration" / "evil.yaml").write_text("hello: world\n")  # home/calibration/../../evil.yaml
+    monkeypatch.setenv("INFERCAST_HOME", str(tmp_path / "calibration" / "x"))
+    assert profile_path("../../evil") is None and profile_path(str(tmp_path / "calibration" / "evil")) is None
+    assert profile_path("defaults") is not None  # a plain name still finds a profile

@@ -60,6 +60,9 @@ def test_sampled_decode_schedule_matches_exact_sum():
 def test_single_output_token_has_no_decode():
     r = whatif(input_len=128, output_len=1)
     assert r.tpot_s == 0.0 and r.e2e_s == r.ttft_s
+    # the token comes out of the prefill, priced per input token: no output price, and a note why
+    assert r.usd_per_mtok_output is None and r.usd_per_mtok_input > 0
+    assert any("one output token" in n for n in r.notes)
 
 
 def test_fp8_halves_weight_bytes_and_speeds_decode():
@@ -84,3 +87,12 @@ def test_long_prefill_attention_is_compute_bound(model):
                dtype="fp8", check_memory=False)
     att = [row for row in r.breakdown if row["phase"] == "prefill" and row["op"] == "attention"][0]
     assert att["bound"] == "compute"  # FlashAttention at long sequence runs at its math rate
+
+
+def test_a_device_without_links_is_advised_single_device_changes_only():
+    """m2-ultra's spec has no link between devices: the advice never spreads over several (B2)."""
+    r = whatif(model="llama-3.1-70b", hw="m2-ultra", dtype="int4", input_len=500_000, output_len=8)
+    assert not r.fits and r.advice["options"]
+    assert all(o["devices"] == 1 and not {"tp", "pp", "cp"} & set(o["change"]) for o in r.advice["options"])
+    big = whatif(model="llama-3.1-405b", hw="m2-ultra", input_len=512, output_len=8)
+    assert not big.fits and "no link between devices" in big.advice["nothing_fits"]

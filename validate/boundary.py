@@ -48,14 +48,15 @@ def package_folders() -> list[Path]:
 
 
 def inside_package(path: Path) -> Path | None:
-    """The package folder `path` lies in (or is), else None."""
+    """The package folder `path` lies in, is, or holds (the checkout's root or site-packages holds
+    them all, and so does every folder above), else None."""
     full = Path(path).expanduser().resolve()
-    return next((p for p in package_folders() if full == p or p in full.parents), None)
+    return next((p for p in package_folders() if full == p or p in full.parents or full in p.parents), None)
 
 
 def output_folder(path: str | Path, where: str) -> Path:
     """`path` as a folder runs may write to: created if missing, never a file, never inside
-    infercast's own package, and writable (a file is created there and removed), else one line
+    infercast's own package folders nor holding one (a checkout's root, site-packages), and writable (a file is created there and removed), else one line
     naming `where` (--out, or $INFERCAST_HOME for the default)."""
     given = str(path)
     if not given.strip() or "\x00" in given:
@@ -65,7 +66,8 @@ def output_folder(path: str | Path, where: str) -> Path:
         raise bad_input(where, "must be a folder, and this is a file", given)
     pkg = inside_package(folder)
     if pkg is not None:
-        raise bad_input(where, f"must lie outside infercast's own package folder {pkg} (runs write under "
+        how = "lie outside" if pkg == folder.resolve() or pkg in folder.resolve().parents else "not hold"
+        raise bad_input(where, f"must {how} infercast's own package folder {pkg} (runs write under "
                                "$INFERCAST_HOME or --out; `infercast validate publish` commits one as reference data)",
                         given)
     try:

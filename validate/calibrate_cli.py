@@ -157,7 +157,8 @@ def _gpu_spec(hw: str | None):
     hw = hw or hw_id(name)
     if hw is None:
         raise InfercastError(f"--hw: no shipped hwspec matches the GPU '{name}'; name one (infercast list hw)")
-    return load_hardware(hw), hw
+    spec = load_hardware(hw)
+    return spec, spec.id  # a spec file given by path: its profile is named by its ID, not the path
 
 
 def read_csv_noise(csv_path: Path) -> float | None:

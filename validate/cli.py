@@ -66,7 +66,7 @@ def e2e(
         raise InfercastError("validate e2e needs torch (pip install 'infercast[kernels]')") from None
     from .e2e_cpu import DEFAULT_MODELS, check_args, print_summary, run
 
-    sizes = [m.strip() for m in models.split(",") if m.strip()] or DEFAULT_MODELS["quick" if quick else "full"]
+    sizes = _sizes(models) or DEFAULT_MODELS["quick" if quick else "full"]
     check_args(sizes, dtype, force, resume, threads or None)
     csv_path = _e2e_table(out, resume)
     t0 = time.perf_counter()
@@ -78,6 +78,19 @@ def e2e(
 
         png, md = make_report(path)
         print(f"report: {png} and {md}")
+
+
+def _sizes(models: str) -> list[str]:
+    """--models as a list: empty for the default, else each size once (',' alone names none)."""
+    from simulator.errors import bad_input
+
+    sizes = [m.strip() for m in models.split(",") if m.strip()]
+    if models and not sizes:  # given, yet naming none ("," or " ")
+        raise bad_input("--models", "must name sizes, comma-separated (tiny, 100m, 300m, 1b)", models)
+    twice = next((m for m in sizes if sizes.count(m) > 1), None)
+    if twice is not None:
+        raise bad_input("--models", f"must name each size once ('{twice}' is there twice)", models)
+    return sizes
 
 
 def _e2e_table(out: str | None, resume: bool):
@@ -114,7 +127,8 @@ def publish(
     for path in written:
         print(f"wrote {path}")
     if not written:
-        print(f"nothing to copy: {run} is the reference data already")
+        again = "" if replace else " (--replace redraws its report)"
+        print(f"nothing to copy: {run} is the reference data already{again}")
 
 
 @app.command("kernels")

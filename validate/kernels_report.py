@@ -23,9 +23,11 @@ def sweeps() -> list[Path]:
 def held_out_report(path: Path, seeds=(0, 1, 2)) -> dict:
     from simulator.local_device import detect_local
 
-    from .kernel_fit import CLASS, held_out, measured_peaks, read_csv, summary
+    from .kernel_fit import CLASS, held_out, measured_peaks, summary
+    from .sweep_check import check_sweep
 
-    data = read_csv(path)
+    fix = f"remove {Path(path).parent} or publish a sweep there afresh (`infercast validate publish ... --replace`)"
+    data = check_sweep(path, str(path), fix)
     spec, device_id = sweep_device(path)
     spec = spec or detect_local(measured=measured_peaks(data.rows), use_profile=False)
     errs, by_class = [], {}

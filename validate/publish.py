@@ -10,7 +10,10 @@ installed package's folder), under the names the reference data uses:
 - a kernel sweep (kernels.csv of `calibrate`): kernels.csv and kernels.raw.csv, which
   `infercast validate kernels` then reports on.
 
-Reference files already there are replaced only with --replace (git keeps the committed ones)."""
+Reference files already there are replaced only with --replace (git keeps the committed ones); that
+includes the report of the reference run itself, which is redrawn only with --replace. A sweep is
+checked before it is copied (validate/sweep_check.py), so a published folder never breaks
+`infercast validate kernels`."""
 
 from __future__ import annotations
 
@@ -119,18 +122,27 @@ def _write(copy: Copy) -> bool:
 
 def publish(run: str | Path, name: str | None = None, replace: bool = False, data: Path | None = None) -> list[Path]:
     """Copy the run whose table is `run` into `data`/<name> (default: the checkout's validate/data);
-    returns the files written (none when `run` is that reference data already, but an end-to-end
-    run's report, drawn afresh)."""
+    returns the files written: none when `run` is that reference data already (with `replace`, an
+    end-to-end run's report is drawn afresh). A sweep must parse as one the fit reads (sweep_check)."""
     run = Path(run).expanduser()
     kind = run_kind(run)
-    name = name or default_name(run, kind)
+    if kind == "sweep":
+        from .sweep_check import check_sweep
+
+        check_sweep(run, f"RUN {run}")  # `infercast validate kernels` reads every published sweep
+    name = default_name(run, kind) if name is None else name  # --as '' is a name, and refused below
     if not NAME.match(name):
         raise bad_input("--as", "must be a folder name: lowercase letters, digits, '.', '_' or '-', up to 60", name)
-    dest = (data or checkout_data()) / name
+    data = data or checkout_data()
+    if (data / name).exists() and not (data / name).is_dir():
+        raise bad_input("--as", f"names a file of {data}, not a reference folder; give another name", name)
+    dest = data / name
     todo = copies(run, kind, dest)
     report = [dest / "e2e.png", dest / "e2e.md"] if kind == "e2e" else []
-    same = all(c.source.resolve() == c.dest.resolve() for c in todo)  # the reference run itself: its report redrawn
-    there = [] if same else [f.name for f in [c.dest for c in todo] + report if f.exists()]
+    same = all(c.source.resolve() == c.dest.resolve() for c in todo)  # the reference run itself
+    if same and not replace:
+        return []  # nothing to copy; its report is redrawn only with --replace
+    there = [f.name for f in [c.dest for c in todo if not same] + report if f.exists()]
     if there and not replace:
         raise bad_input("--replace", f"is needed to replace reference data already in {dest} "
                                      f"({', '.join(there)}; git keeps the committed files)")

@@ -78,7 +78,7 @@ def spec_with_flags(ref: str | None, given: dict):
                 "classes": [{"name": "default", **{key: d[flag] for flag, key in CLASS_KEYS.items()}}]}
         file = None
     else:
-        spec, path = load_plan_file(ref)
+        spec, path = load_plan_file(ref, references=False)  # checked below, with the flags in place
         data, file = spec.model_dump(exclude_unset=True), str(path)
     flags: dict[str, str] = {}
     for name, key in (("model", "model"), ("disagg", "disaggregation"), ("objective", "objective")):

@@ -7,12 +7,16 @@ Model (classes k with demand d[k] > 0; candidates c; replicas are never shared b
 because mixing e.g. a 128K-context class into a chat batch would break the chat TPOT SLO):
     n[c,k] in Z>=0   replicas of c serving k, only for pairs with cap[c,k] > 0 that survive pruning
     r[k]   in [0, d[k]]  rate of k served disaggregated (only with disaggregation=True)
-    co-located:   sum_{c: both} n[c,k] cap[c,k] + r[k] >= d[k]
-    prefill pool: sum_{c: prefill} n[c,k] cap[c,k] >= r[k]   (prefill and decode may be different
-    decode pool:  sum_{c: decode}  n[c,k] cap[c,k] >= r[k]    hardware types)
+    co-located:   sum_{c: both} n[c,k] s[c,k] + r[k] >= d[k]     s[c,k] = min(cap[c,k], d[k]): a
+    prefill pool: sum_{c: prefill} n[c,k] s[c,k] >= r[k]   replica serves at most all the demand
+    decode pool:  sum_{c: decode}  n[c,k] s[c,k] >= r[k]   (prefill and decode may be different hardware)
     inventory:    sum_{c on hw h, k} n[c,k] devices[c] <= inventory[h]   for every h with a count
     minimise      sum n[c,k] w[c],  w[c] = usd_per_hour | power_w | devices
-Without disaggregation r[k] = 0 and prefill/decode candidates are ignored. A hardware type missing
+A class's rows are in req/s, or in units of its demand when that is below 1 req/s. With s capped
+at d, and d the unit, one replica is the least that covers a class: with rows in req/s and
+d[k] / cap[c,k] under the solver's integrality tolerance (a class of 1e-7 req/s), a fraction of a
+replica that rounds to none would. Capping s at d changes no integer plan's coverage.
+Without disaggregation u[k] = 0 and prefill/decode candidates are ignored. A hardware type missing
 from the inventory, or mapped to None, is unlimited up to limits.MAX_DEVICES.
 
 Tie-break: candidates and classes are sorted by name, and every weight gets a secondary term
@@ -24,7 +28,7 @@ Pruning (provably safe): pair (d, k) is dropped when some candidate c of the sam
 earlier, has w[c] <= w[d], cap[c,k] >= cap[d,k], and either unlimited hardware or the same hardware
 with devices[c] <= devices[d]: swapping every d replica of class k for a c replica keeps coverage,
 uses no more of any limited inventory, and does not raise the objective. Replica counts are bounded
-by ceil(d[k] / cap[c,k]) and by inventory // devices.
+by max(1, ceil(d[k] / cap[c,k])) and by inventory // devices.
 
 Solver: HiGHS through pulp (time limit and relative gap always set), CBC when HiGHS is missing or
 asked for. The status is read from the solver: "optimal" (within the gap), "feasible" (time limit
@@ -45,6 +49,7 @@ from dataclasses import dataclass, field
 import pulp
 
 from simulator.errors import InfercastError
+from simulator.human import seconds
 from simulator.limits import MAX_DEVICES
 from simulator.planner.infeasibility import overuse_reasons, unservable_reasons
 
@@ -120,7 +125,7 @@ def solve(candidates, demand_rps: dict[str, float], inventory: dict[str, int | N
         picks = model.picks()
         return result(status, sum(p.replicas * p.candidate.metric(objective) for p in picks), gap_value, picks)
     if status == "unknown":
-        why = error or f"time limit {time_limit_s:g} s hit before any plan was found"
+        why = error or f"time limit {seconds(time_limit_s)} hit before any plan was found"
         return result("unknown", nan, nan, [], [why])
     elastic = _Model(cands, classes, demand_rps, inventory, pairs, objective, elastic=True)
     left_s = max(time_limit_s - (time.perf_counter() - t0), 0.1 * time_limit_s)  # diagnosis shares the limit
@@ -210,22 +215,23 @@ class _Model:
         for ki, k in enumerate(classes):
             for i in pairs[k]:
                 c = cands[i]
-                ub = math.ceil(demand_rps[k] / c.cap(k) - 1e-9)
+                ub = max(1, math.ceil(demand_rps[k] / c.cap(k) - 1e-9))
                 count = inventory.get(c.hw)
                 if count is not None and not elastic:
                     ub = min(ub, count // c.devices)
                 self.n[i, k] = self._var(f"n_{i}_{ki}", ub, pulp.LpInteger)
-        self.r: dict[str, pulp.LpVariable] = {}
         for ki, k in enumerate(classes):
             by_role = {role: [(i, kk) for (i, kk) in self.n if kk == k and cands[i].role == role] for role in ROLES}
-            supply = {role: pulp.lpSum(self.n[p] * cands[p[0]].cap(k) for p in ps) for role, ps in by_role.items()}
+            d, unit = demand_rps[k], min(demand_rps[k], 1.0)  # rows in units of 1 req/s, or of the demand below it
+            supply = {role: pulp.lpSum(self.n[p] * min(cands[p[0]].cap(k), d) / unit for p in ps)
+                      for role, ps in by_role.items()}
             if by_role["prefill"] and by_role["decode"]:
-                self.r[k] = r = self._var(f"r_{ki}", demand_rps[k])
+                r = self._var(f"r_{ki}", d / unit)
                 self.prob += supply["prefill"] >= r, f"prefill_{ki}"
                 self.prob += supply["decode"] >= r, f"decode_{ki}"
-                self.prob += supply["both"] + r >= demand_rps[k], f"demand_{ki}"
+                self.prob += supply["both"] + r >= d / unit, f"demand_{ki}"
             else:
-                self.prob += supply["both"] >= demand_rps[k], f"demand_{ki}"
+                self.prob += supply["both"] >= d / unit, f"demand_{ki}"
         slack = {}
         for hi, hw in enumerate(sorted({cands[i].hw for i, _ in self.n})):
             count = inventory.get(hw)
@@ -310,7 +316,7 @@ def _run(prob: pulp.LpProblem, solver_name: str, time_limit_s: float, gap: float
         status = "infeasible"
         if solver_name == "CBC" and time.perf_counter() - started >= time_limit_s:
             # CBC's preprocessing answers "infeasible" when it is cut short by the time limit: not a proof
-            why = f"CBC stopped at the {time_limit_s:g} s time limit without a plan or a proof of infeasibility"
+            why = f"CBC stopped at the {seconds(time_limit_s)} time limit without a plan or a proof of infeasibility"
             return "unknown", float("nan"), why
     if status not in ("optimal", "feasible"):
         return status, float("nan"), ""

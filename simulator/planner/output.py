@@ -83,12 +83,12 @@ def print_plan(res: PlanResult) -> None:
         s.add_row(f"class {c.name}", f"{rate(c.rate, 'req/s')}, {count(shape.input_len)} in / {count(shape.output_len)} "
                                      f"out, TTFT <= {seconds(c.ttft_s)}, TPOT <= {seconds(c.tpot_s)}")
     s.add_row("$/hour", f"{d['total_usd_per_hour']:,.2f}")
-    s.add_row("$/Mtoken (prompt + output)", "-" if d["usd_per_mtok"] is None else f"{d['usd_per_mtok']:,.4g}")
+    s.add_row("$/Mtoken (prompt + output)", "-" if d["usd_per_mtok"] is None else rate(d["usd_per_mtok"], ""))
     s.add_row("power (W, at TDP)", f"{d['total_power_w']:,.0f}")
     s.add_row("devices", ", ".join(f"{count(n)} {hw}" for hw, n in sorted(d["devices"].items())))
     for k, v in d["slo_attainment"].items():
         s.add_row(f"SLO attainment, {k}", "not simulated" if v is None else f"{100 * v:.1f}%")
-    s.add_row("solver", f"{d['solver']} {d['solver_status']}, {d['solve_time_s']:.2f} s over {len(d['rounds'])} round(s)")
+    s.add_row("solver", f"{d['solver']} {d['solver_status']}, {seconds(d['solve_time_s'])} over {len(d['rounds'])} round(s)")
     s.add_row("candidates scored", str(d["candidates"]))
     s.add_row("wall time", seconds(d["wall_s"]))
     s.add_row("infercast", d["config"]["infercast_version"])

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..human import count
 from .candidates import Scored, score
+from .layout_check import devices
 from .mip import MipResult, Pick, solve
 from .spec import PlanSpec
 
@@ -209,7 +209,7 @@ def _unservable_detail(spec: PlanSpec, scored: list[Scored], binding: list[str])
         whys = [s for s in scored if k in s.detail and s.detail[k].why]
         if not scored:
             hws = ", ".join(s.hw for s in spec.inventory)
-            out.append(f"class {k}: no layout of {hws} up to {count(spec.layouts.max_devices)} devices leaves "
+            out.append(f"class {k}: no layout of {hws} up to {devices(spec.layouts.max_devices)} leaves "
                        f"room for KV beside {spec.model}'s weights")
         elif whys:
             s = max(whys, key=lambda s: (s.detail[k].closeness, -s.candidate.devices, s.candidate.name))

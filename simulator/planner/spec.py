@@ -14,14 +14,17 @@
     disaggregation: false                  # allow separate prefill and decode pools
     layouts: {tp: [1, 2, 4, 8], pp: [1, 2, 4, 8], cp: [1, 2, 4, 8], max_devices: 64}
     headroom: 0.9                          # highest utilisation the analytical capacity plans for
-    attainment: 0.9                        # share of requests within both SLOs the simulation must show
+    attainment: 0.9                        # share of requests within both SLOs the simulation must show (< 1)
     check: {requests: 1500, rounds: 4, seed: 0}
     solver: {time_limit_s: 10, gap: 0.01, name: auto}
 
 Every value is checked where it is read (the field types of serving.scenario and
 quantity_types: counts under limits.py's ceilings, finite rates, times and prices, length specs
-read whole), and every hardware type and the model are looked up when the plan is loaded, so an
-unknown one is named with its key.
+read whole; attainment below 1, since a queue's wait has no finite 100th percentile; at least 16
+max_batched_tokens, one KV block), and every hardware type and the model are looked up when the
+plan is loaded, so an unknown one is named with its key, as is a layout list none of whose degrees
+is valid for the model and the hardware (planner.layout_check), and a check that would simulate
+more than MAX_CHECK_STEPS engine steps per pool.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, Field, StrictBool, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, field_validator
 
 from ..config_io import load_model
+from ..errors import bad_input
+from ..human import count
 from ..limits import MAX_BATCH, MAX_DEVICES, MAX_TOKENS
 from ..precision import KV_DTYPES, WEIGHT_DTYPES
 from ..quantity_types import STRICT, Label, Watts, finite_amount, whole_number
@@ -41,6 +46,32 @@ from ..serving.traffic import LengthSpec, mean_of, parse_length
 
 MAX_ROUNDS = 100  # simulate-and-tighten rounds: each is a MIP solve and a simulation per pool
 MAX_SOLVE_S = 86_400.0  # a MIP time limit of a day is past any use
+MAX_CHECK_STEPS = 2_000_000  # engine steps of one pool's simulated check (the simulator runs ~30,000 a second)
+MIN_BATCHED_TOKENS = 16  # one KV block (the planner's block size): the smallest prompt chunk a step takes
+
+
+def _refusing(validator: BeforeValidator, allowed: str, also=lambda value: True) -> BeforeValidator:
+    """`validator`, then `also(value)`; any refusal (or a number beyond float range) says `allowed`."""
+
+    def check(value: object) -> object:
+        try:
+            checked = validator.func(value)
+        except (ValueError, OverflowError):
+            raise ValueError(allowed) from None
+        if not also(checked):
+            raise ValueError(allowed)
+        return checked
+
+    return BeforeValidator(check)
+
+
+# every request within its SLO is not a quantile a queue has: M/D/1's wait at the 100th percentile is unbounded
+Attainment = Annotated[float, _refusing(finite(0, 1), "must be a share > 0 and < 1: a queue's waiting time has no "
+                                        "finite 100th percentile; use 0.99 or 0.999", also=lambda x: x < 1)]
+BatchedTokens = Annotated[int, _refusing(
+    whole_number(MIN_BATCHED_TOKENS, MAX_TOKENS),
+    f"must be a whole number from {MIN_BATCHED_TOKENS} (one KV block: engines schedule no smaller prompt chunk) "
+    f"to {MAX_TOKENS:,} (limits.MAX_TOKENS)")]
 
 
 class DemandClass(BaseModel):
@@ -99,11 +130,11 @@ class PlanSpec(BaseModel):
     disaggregation: StrictBool = False
     layouts: Layouts = Layouts()
     headroom: Annotated[float, finite(0, 1)] = 0.9  # highest utilisation the analytical capacity plans for
-    attainment: Annotated[float, finite(0, 1)] = 0.9  # share of requests within both SLOs the check must show
+    attainment: Attainment = 0.9  # share of requests within both SLOs the check must show (< 1)
     check: Check = Check()
     solver: SolverOptions = SolverOptions()
     max_batch: Annotated[int, whole_number(1, MAX_BATCH, " (limits.MAX_BATCH)")] = 256
-    max_batched_tokens: Annotated[int, whole_number(1, MAX_TOKENS, " (limits.MAX_TOKENS)")] = 8192
+    max_batched_tokens: BatchedTokens = 8192
     amortization_years: Annotated[float, finite(0, 100)] = 4.0  # owned hardware: purchase price spread over these years
     usd_per_kwh: Annotated[float, finite(0, 1000, low_inclusive=True)] = 0.10  # owned hardware: electricity at TDP
 
@@ -125,13 +156,37 @@ def mean_length(spec: Any, what: str) -> float:
 
 
 def check_references(spec: PlanSpec, origin: Origin) -> PlanSpec:
-    """The model and every hardware type exist; an unknown one names its key (or flag)."""
+    """The model and every hardware type exist, an unknown one named with its key (or flag); and
+    some layout on offer is valid on some of them (planner.layout_check)."""
     from ..catalog import load_hardware, load_model_spec
+    from .layout_check import check_layouts
 
     load_model_spec(spec.model, origin.where("model"))
     for k, stock in enumerate(spec.inventory):
         load_hardware(stock.hw, origin.where(f"inventory.{k}.hw"))
+    check_layouts(spec, origin)
+    check_simulation_size(spec, origin)
     return spec
+
+
+def check_simulation_size(spec: PlanSpec, origin: Origin) -> None:
+    """A check (check.rounds > 0) simulates check.requests requests per pool; its prompts alone take
+    at least requests x ceil(mean prompt / max_batched_tokens) steps, refused above MAX_CHECK_STEPS."""
+    if spec.check.rounds == 0:
+        return
+    for k, c in enumerate(spec.classes):
+        prompt = round(mean_length(c.input_len, f"classes[{k}].input_len"))
+        chunks = -(-prompt // spec.max_batched_tokens)
+        steps = spec.check.requests * chunks
+        if steps > MAX_CHECK_STEPS:
+            causes = {"check.requests": spec.check.requests, "max_batched_tokens": spec.max_batched_tokens,
+                      f"classes.{k}.input_len": prompt, "check.rounds": spec.check.rounds}
+            key = next((key for key in causes if origin.flag_for(key)), "check.requests")  # a flag's, else the file's
+            raise bad_input(origin.where(key),
+                            f"class '{c.name}': the check simulates at least {count(steps)} steps per pool (requests x "
+                            f"{count(chunks)} prompt chunks of {count(spec.max_batched_tokens)} tokens), more than "
+                            f"{count(MAX_CHECK_STEPS)} (about a minute): lower check.requests, raise "
+                            "max_batched_tokens, or set check.rounds: 0", causes[key])
 
 
 def load_plan(ref: str | Path) -> PlanSpec:
@@ -139,14 +194,14 @@ def load_plan(ref: str | Path) -> PlanSpec:
     return load_plan_file(ref)[0]
 
 
-def load_plan_file(ref: str | Path) -> tuple[PlanSpec, Path]:
-    """(the plan, its file): by path, or by the ID of a shipped one."""
+def load_plan_file(ref: str | Path, references: bool = True) -> tuple[PlanSpec, Path]:
+    """(the plan, its file): by path, or by the ID of a shipped one; `references` False leaves
+    check_references to the caller (flags may yet replace the values it checks)."""
     from ..catalog import shipped_or_path
 
     p = shipped_or_path(str(ref), "workloads.plans", "PLAN")
-    return check_references(load_model(p, PlanSpec), Origin(str(p))), p
-
-
+    spec = load_model(p, PlanSpec)
+    return (check_references(spec, Origin(str(p))) if references else spec), p
 
 
 def _listed_once(items: list, names: list[str], rule: str) -> list:

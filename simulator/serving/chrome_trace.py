@@ -58,8 +58,8 @@ def write_chrome_trace(res: SimResult, path, overwrite: bool = False) -> Path:
         with path.open("w" if overwrite else "x", encoding="utf-8") as f:
             f.write(text)
     except FileExistsError:
-        raise InfercastError(f"chrome trace: {path} exists; infercast does not overwrite files, pick a new path "
-                             "(or pass overwrite=True)") from None
+        raise InfercastError(f"chrome trace: {path} exists; infercast does not overwrite files, pick a new "
+                             "path") from None
     except OSError as exc:
         raise InfercastError(f"chrome trace: cannot write {path}: {exc.strerror or exc}") from None
     return path

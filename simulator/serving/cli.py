@@ -15,6 +15,7 @@ takes its default (in its help). A flag's value is checked as the file's key wou
 from __future__ import annotations
 
 import math
+import os
 import re
 from enum import Enum
 from pathlib import Path
@@ -124,7 +125,7 @@ def scenario_with_flags(ref: str | None, given: dict):
                                       "seed": FLAG_DEFAULTS["seed"], "arrival": arrival, "classes": [cls]})
         file, base_dir = None, None
     else:
-        sc, path = load_scenario(ref)
+        sc, path = load_scenario(ref, check=False)  # checked once the flags are in place
         file, base_dir = str(path), path.parent
     flags: dict[str, str] = {}
     data = _with_flags(sc, given, flags)
@@ -233,7 +234,7 @@ def _deployment_with_flags(dep, given: dict, flags: dict) -> dict:
 
 
 def _disagg(spec: str) -> dict:
-    m = re.fullmatch(r"\s*([-+]?\d{1,30})\s*:\s*([-+]?\d{1,30})\s*", spec)
+    m = re.fullmatch(r"\s*([-+]?[0-9]{1,30})\s*:\s*([-+]?[0-9]{1,30})\s*", spec)
     if m is None:
         raise bad_input("--disagg", "expected PREFILL:DECODE replica counts, e.g. 1:3", spec)
     return {"prefill_replicas": int(m[1]), "decode_replicas": int(m[2])}
@@ -247,15 +248,29 @@ def _offload(spec: str) -> dict:
 
 
 def _check_new_file(chrome_trace: str | None) -> None:
-    """A Chrome trace goes to a new file."""
-    if chrome_trace is not None and Path(chrome_trace).exists():
-        raise bad_input("--chrome-trace", "the file exists, and infercast does not overwrite files: pick a new path",
+    """A Chrome trace goes to a new file in a folder that exists and can be written to: checked
+    before the run, so a bad path costs no simulation."""
+    if chrome_trace is None:
+        return
+    if not chrome_trace.strip():
+        raise bad_input("--chrome-trace", "needs the path of a new file, e.g. steps.json", chrome_trace)
+    path = Path(chrome_trace)
+    if os.path.lexists(path):  # also a link, dangling or not
+        what = "a link" if path.is_symlink() else "a folder" if path.is_dir() else "a file"
+        raise bad_input("--chrome-trace", f"already exists (as {what}), and infercast does not overwrite files: pick "
+                                          f"a new path", chrome_trace)
+    folder = path.parent
+    if not folder.is_dir():
+        raise bad_input("--chrome-trace", f"the folder {str(folder)!r} does not exist: create it or pick another path",
+                        chrome_trace)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise bad_input("--chrome-trace", f"cannot write in the folder {str(folder)!r}: pick another path",
                         chrome_trace)
 
 
 def _emit(res, sc, format: Format) -> None:
     from .metrics import requests_frame, summary
-    from .scenario import run_config
+    from .shapes import run_config
 
     if format is Format.csv:
         print(requests_frame(res).to_csv(index=False), end="")

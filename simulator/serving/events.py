@@ -20,6 +20,7 @@ class EventLoop:
         self.max_time_s = max_time_s
         self.max_events = max_events
         self._heap: list[tuple[float, int, int, Callable[[], None]]] = []
+        self.next_s = float("nan")  # a run stopped at max_time: when its next event was due
         self._seq = 0
 
     def at(self, time_s: float, action: Callable[[], None], priority: int = 0) -> None:
@@ -39,6 +40,7 @@ class EventLoop:
         heap = self._heap
         while heap:
             if heap[0][0] > self.max_time_s:
+                self.next_s = heap[0][0]
                 return "max_time"
             if self.events >= self.max_events:
                 return "max_events"

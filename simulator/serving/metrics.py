@@ -16,7 +16,8 @@ from .simulate import SimResult, offered_rate
 
 STEP_COLUMNS = ("replica", "start_s", "duration_s", "n_steps", "decode_tokens", "prefill_tokens", "flops", "bytes",
                 "kv_blocks_used")
-REQUEST_COLUMNS = ("rid", "replica", "arrival_s", "input_len", "output_len", "finished", "rejected", "queue_s", "ttft_s",
+REQUEST_COLUMNS = ("rid", "replica", "arrival_s", "input_len", "output_len", "finished", "rejected", "reject_reason",
+                   "queue_s", "ttft_s",
                    "tpot_s", "itl_max_s", "e2e_s", "preemptions", "swaps", "prefix_hit_tokens", "kv_tier", "session", "turn")
 
 
@@ -34,7 +35,8 @@ def requests_frame(res: SimResult):
         tpot = np.where(multi, (finish - first) / np.maximum(out_len - 1, 1), np.nan)
     frame = {
         "rid": col("rid"), "replica": col("replica"), "arrival_s": arrival, "input_len": col("input_len"),
-        "output_len": out_len, "finished": done, "rejected": col("rejected"), "queue_s": scheduled - arrival,
+        "output_len": out_len, "finished": done, "rejected": col("rejected"),
+        "reject_reason": col("reject_reason", ""), "queue_s": scheduled - arrival,
         "ttft_s": first - arrival, "tpot_s": tpot, "itl_max_s": np.where(multi, num("itl_max_s"), np.nan),
         "e2e_s": finish - arrival, "preemptions": col("preemptions"), "swaps": col("swaps"),
         "prefix_hit_tokens": col("prefix_hit_tokens"), "kv_tier": col("kv_tier", "device"),
@@ -137,8 +139,9 @@ def kv_occupancy_stats(res: SimResult) -> tuple[float, float]:
 def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float = float("inf")) -> dict:
     """The run's figures (README "Output"). Latency percentiles cover every finished request, or
     for an overloaded run those that arrived before the backlog's onset (`metrics_cover`,
-    `stable_requests`); rates and throughputs cover the whole run. A figure with nothing to measure
-    is NaN (JSON null) and `no_value_reason` says why."""
+    `stable_requests`); rates and throughputs cover the whole run. offered_rps and served_rps are
+    the arrivals' and the admissions' rates (served_rate). A figure with nothing to measure is NaN
+    (JSON null) and `no_value_reason` says why."""
     df = requests_frame(res)
     fin = df[df.finished]
     span = res.makespan_s or float("nan")
@@ -166,13 +169,22 @@ def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float 
         "swaps": int(sum(r.swaps for r in res.requests)),
         "prompt_cached_fraction": _ratio(float(fin.prefix_hit_tokens.sum()), float(fin.input_len.sum())),
         "arrived": len(arrived), "offered_rps": offered_rate(arrived.arrival_s),
-        "served_rps": _ratio(float(len(fin)), span - float(arrived.arrival_s.min()) if len(arrived) else np.nan),
+        "served_rps": served_rate(res.requests),
         "overload_onset_s": onset,
         "metrics_cover": "all" if stable is None else f"stable part: arrivals before {seconds(onset)}",
         "stable_requests": len(cover),
         "reject_reasons": dict(getattr(res, "reject_reasons", None) or {}),
         "no_value_reason": None if len(cov) else _no_value_reason(df, res, stable),
     }
+
+
+def served_rate(requests) -> float:
+    """Requests per second the deployment took in: n - 1 over the span of their first admissions to
+    a batch (a disaggregated run's, to the decode pool), as offered_rps is over the arrivals'. A run
+    that keeps up admits requests as they arrive, so the two agree; an overloaded one admits them
+    as fast as it frees room, its service rate. The drain after the last arrival is not a rate
+    (with 10 requests of 30 s each it would halve a healthy run's figure), so it is left out."""
+    return offered_rate([r.admitted_s for r in requests if getattr(r, "admitted_s", None) is not None])
 
 
 def _covered(df, res: SimResult):
@@ -205,6 +217,11 @@ def _no_value_reason(df, res: SimResult, stable) -> str:
         if not stable.any():
             return "overloaded from the first arrival: none arrived before the backlog began"
         return f"overloaded: none of the {int(stable.sum()):,} requests before the backlog finished"
-    bound = {"max_time": f"within the time bound ({res.makespan_s:,.6g} s simulated)",
-             "max_events": "within the event bound"}.get(res.stop_reason, "")
+    if res.stop_reason == "max_time":
+        due = float(getattr(res, "next_event_s", float("nan")))
+        bound = float(getattr(res, "max_time_s", float("nan")))
+        why = f": the next step or KV transfer would end at {seconds(due)}" if np.isfinite(due) else ""
+        return (f"no request finished before the run's time bound (max_time_s: {seconds(bound)}){why}; "
+                f"{seconds(res.makespan_s)} simulated")
+    bound = {"max_events": "within the event bound"}.get(res.stop_reason, "")
     return f"no request finished {bound}".strip()

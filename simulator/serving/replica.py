@@ -113,7 +113,8 @@ class Replica:
         pool = self.blocks
         cap = (pool.total - pool.reserve) * pool.block_size
         where = "a replica" if self.opts.role == "both" else f"a {self.opts.role} replica"
-        self.backlog.reject(f"longer than {where}'s KV capacity ({cap:,} tokens of prompt + output)")
+        req.reject_reason = f"longer than {where}'s KV capacity ({cap:,} tokens of prompt + output)"
+        self.backlog.reject(req.reject_reason)
         req.rejected = True
         self.on_done(req)
 
@@ -229,6 +230,7 @@ class Replica:
                 self._swap_s += kv * self.swap_s_per_block
             else:
                 self.backlog.leave()
+                req.admitted_s = self.loop.now
             req.prefix_hit_tokens += shared
             self.work += row.work(s0)
             if req.scheduled_s is None:

@@ -14,46 +14,54 @@
     deployment: {model: llama-3.1-8b, hw: h100-sxm, tp: 1, replicas: 2}
 
 Every value is checked where it is read: field types here (counts under limits.py's ceilings,
-finite rates and times, length specs read whole by traffic.length_spec), then `check_scenario`
-for what involves several keys (a rate for the arrivals that need one, a prefix shorter than the
-prompts, no key that the rest of the file makes meaningless). Deployment is the one place for a
+finite rates and times, length specs read whole by traffic.length_spec, at least 16 batched
+tokens, a KV link of at least 1 MB/s), then `check_scenario` for what involves several keys (a
+rate for the arrivals that need one, a prefix shorter than the prompts, unique class names, no
+key that the rest of the file makes meaningless: turn_input_len of a one-turn class,
+swap_space_gib without swap preemption, cp_kind with cp 1), for the deployment against its model
+and hardware (deployment_check.py) and for prompts that would take more engine steps than a run
+may (simulate.check_prefill_work). An error names the file's key, or the flag that set it. Deployment is the one place for a
 deployment's fields: simulate.SimConfig subclasses it.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple, Optional, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, StringConstraints, ValidationError
 
+from ..checks import plain_number
 from ..config_io import describe_validation_error, load_model
 from ..errors import InfercastError, bad_input
+from ..human import count, rate, seconds, significant
 from ..limits import MAX_BATCH, MAX_DEGREE, MAX_QUANTITY, MAX_REPLICAS, MAX_REQUESTS, MAX_SEED, MAX_TOKENS
 from ..precision import KV_DTYPES, WEIGHT_DTYPES
 from ..quantity_types import STRICT, Bytes, BytesPerS, Label, whole_number
+from ..units import format_quantity
 from .routers import ROUTERS
-from .traffic import FixedLength, LengthSpec, LognormalLength, OptionalLengthSpec, shortest
+from .traffic import FixedLength, LengthSpec, LognormalLength, OptionalLengthSpec, mean_of, shortest
 
 MAX_RATE = 1e9  # requests/s: a billion a second is past any cluster; beyond it arrivals are all at t=0
 MAX_CV = 100.0  # gamma gaps' coefficient of variation: 100 is already one burst and long silence
 MAX_BLOCK_TOKENS = 65_536  # tokens per KV block (vLLM uses 16 to 128)
 MAX_SECONDS = MAX_QUANTITY["seconds"]
+MIN_LINK = 1e6  # bytes/s of a KV handover link: a thousandth of 1 GbE; under it a handover takes hours
+MIN_BATCHED_TOKENS = 16  # tokens per step: one KV block of the default size
 M = TypeVar("M", bound=BaseModel)
 
 
 def finite(low: float, high: float, low_inclusive: bool = False) -> BeforeValidator:
     """A validator for a finite plain number in (low, high] ([low, high] when `low_inclusive`),
-    refusing booleans and strings; config_io adds the key and the value given."""
+    refusing booleans, strings (but for a number in exponent form, checks.EXPONENT_FORM) and
+    integers too large for a float; config_io adds the key and the value given."""
 
     def check(value: object) -> float:
         op = ">=" if low_inclusive else ">"
-        allowed = f"must be a finite number {op} {low:g} and at most {high:,.0f}"
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        allowed = f"must be a finite number {op} {significant(low)} and at most {significant(high)}"
+        x = plain_number(value)  # also YAML 1.2's `1e3`, which PyYAML reads as a string
+        if x is None:
             raise ValueError(allowed)
-        x = float(value)
         if x < low or (x == low and not low_inclusive) or x > high:
             raise ValueError(allowed)
         return x
@@ -75,6 +83,22 @@ def one_of(names) -> BeforeValidator:
     return BeforeValidator(check)
 
 
+def _at_least_a_link(value: float) -> float:
+    if value < MIN_LINK:
+        raise ValueError(f"must be at least {format_quantity(MIN_LINK, 'bytes_per_s')}: slower, one long prompt's KV "
+                         f"takes hours to hand over (a plain number is bytes/s; real links run at 10 GB/s and more)")
+    return value
+
+
+def _batched_tokens(value: object) -> int:
+    try:
+        return whole_number(MIN_BATCHED_TOKENS, MAX_TOKENS).func(value)
+    except ValueError:
+        raise ValueError(f"must be a whole number from {MIN_BATCHED_TOKENS} (one KV block of the default size: "
+                         f"engines schedule no smaller prompt chunk) to {MAX_TOKENS:,} (limits.MAX_TOKENS)") from None
+
+
+LinkBandwidth = Annotated[BytesPerS, AfterValidator(_at_least_a_link)]
 Degree = Annotated[int, whole_number(1, MAX_DEGREE, " (limits.MAX_DEGREE, the ceiling on one parallel degree)")]
 OptDegree = Annotated[Optional[int], nullable(whole_number(1, MAX_DEGREE, " (limits.MAX_DEGREE)"))]
 Replicas = Annotated[int, whole_number(1, MAX_REPLICAS, " (limits.MAX_REPLICAS, the ceiling on one pool)")]
@@ -133,7 +157,7 @@ class Disaggregation(BaseModel):
     decode_cp: OptDegree = None
     prefill_hw: Optional[Reference] = None  # the pools may run on different hardware (Splitwise's mixed pools)
     decode_hw: Optional[Reference] = None
-    link_bandwidth: Optional[BytesPerS] = None  # per device; default: scale-up if both pools fit one domain, else scale-out
+    link_bandwidth: Optional[LinkBandwidth] = None  # per device; default: scale-up if both pools fit one domain, else scale-out
     layerwise: StrictBool = True  # send each layer's KV as soon as it is computed, under the rest of the prefill
 
 
@@ -160,7 +184,7 @@ class Deployment(BaseModel):
     dtype: Annotated[str, one_of(WEIGHT_DTYPES)] = "bf16"
     kv_dtype: Annotated[Optional[str], nullable(one_of(KV_DTYPES))] = None
     max_batch: Annotated[int, whole_number(1, MAX_BATCH, " (limits.MAX_BATCH)")] = 256
-    max_batched_tokens: Annotated[int, whole_number(1, MAX_TOKENS, " (limits.MAX_TOKENS)")] = 8192
+    max_batched_tokens: Annotated[int, BeforeValidator(_batched_tokens)] = 8192
     block_size: Annotated[int, whole_number(1, MAX_BLOCK_TOKENS, " tokens per KV block")] = 16
     router: Annotated[str, one_of(tuple(ROUTERS))] = "least_outstanding"
     prefix_caching: StrictBool = True  # share cached prompt prefixes (vLLM automatic prefix caching)
@@ -224,9 +248,12 @@ def validated(cls: type[M], data: dict, origin: Origin) -> M:
 
 def check_scenario(sc: Scenario, origin: Origin) -> Scenario:
     """The checks that involve several keys; each error names the key (or the flag that set it)."""
+    from .deployment_check import check_pools
+
     _check_source(sc, origin)
     if sc.trace is None:
         _check_arrival(sc, origin)
+        _check_classes(sc, origin)
         for k, c in enumerate(sc.classes):
             median = " (a lognormal's shortest: its median)" if isinstance(c.input_len, LognormalLength) else ""
             if c.prefix_len and not c.prefix_len < shortest(c.input_len):
@@ -234,7 +261,27 @@ def check_scenario(sc: Scenario, origin: Origin) -> Scenario:
                                 f"class '{c.name}': prefix_len ({c.prefix_len:,}) must be shorter than every prompt: "
                                 f"input_len's shortest is {shortest(c.input_len):,.0f}{median}")
     _check_deployment(sc.deployment, origin)
+    check_pools(sc.deployment, origin)
+    if sc.classes and sc.trace is None:  # the prompts' expected tokens (a trace's are checked when read)
+        from .simulate import check_prefill_work
+
+        mean = sum(c.weight * mean_of(c.input_len) for c in sc.classes) / sum(c.weight for c in sc.classes)
+        check_prefill_work(sc.num_requests * mean, sc.deployment.max_batched_tokens,
+                           origin.where("deployment.max_batched_tokens"))
     return sc
+
+
+def _check_classes(sc: Scenario, origin: Origin) -> None:
+    """Class names are unique (results and errors name classes); turn_input_len needs turns."""
+    seen: set[str] = set()
+    for k, c in enumerate(sc.classes):
+        if c.name in seen:
+            raise bad_input(origin.where(f"classes.{k}.name"), "class names must be unique", c.name)
+        seen.add(c.name)
+        if c.turn_input_len is not None and c.turns == FixedLength(1):
+            raise bad_input(origin.where(f"classes.{k}.turn_input_len"),
+                            f"class '{c.name}': turn_input_len sizes the new message of each turn after the first, "
+                            f"and this class has one turn: set turns, or remove turn_input_len")
 
 
 def _check_source(sc: Scenario, origin: Origin) -> None:
@@ -264,13 +311,22 @@ def _check_arrival(sc: Scenario, origin: Origin) -> None:
     multi_turn = any(c.turns != FixedLength(1) for c in sc.classes)
     span = (sc.num_requests - 1) / a.rate if a.rate else 0.0
     if not multi_turn and span > sc.max_time_s:  # the run would stop at its time bound, most requests unsent
-        raise bad_input(origin.where("arrival.rate", "num_requests", "max_time_s"),
-                        f"{sc.num_requests:,} requests at {a.rate:g} requests/s arrive over {span:,.0f} s, past the "
-                        f"run's bound (max_time_s: {sc.max_time_s:,.0f} s): raise the rate or ask for fewer requests",
-                        a.rate)
+        _refuse_span(sc, span, origin)
     if "think_time_s" in given and a.process != "closed_loop" and not multi_turn:
         raise bad_input(where("think_time_s"), "think_time_s applies to closed-loop users and multi-turn classes; "
                                                "these arrivals are open loop and every class has one turn")
+
+
+def _refuse_span(sc: Scenario, span: float, origin: Origin) -> None:
+    """The arrivals outlast the run's time bound: the error names max_time_s when the user set it
+    (the bound was shrunk), else the rate (the file's key or the flag), and says what would fit."""
+    key = "max_time_s" if "max_time_s" in sc.model_fields_set else "arrival.rate"
+    given = {"arrival.rate": sc.arrival.rate, "num_requests": sc.num_requests, "max_time_s": sc.max_time_s}[key]
+    fits = min(MAX_RATE, (sc.num_requests - 1) / sc.max_time_s)
+    raise bad_input(origin.where(key), f"{count(sc.num_requests)} requests at {rate(sc.arrival.rate, 'requests/s')} "
+                                       f"arrive over {seconds(span)}, past the run's time bound (max_time_s: "
+                                       f"{seconds(sc.max_time_s)}): raise the rate to at least "
+                                       f"{rate(fits, 'requests/s')}, raise max_time_s or ask for fewer requests", given)
 
 
 def _check_deployment(dep: Deployment, origin: Origin) -> None:
@@ -278,78 +334,28 @@ def _check_deployment(dep: Deployment, origin: Origin) -> None:
         raise bad_input(origin.where("deployment.replicas", "deployment.disaggregation"),
                         "a disaggregated deployment sizes its pools with disaggregation.prefill_replicas and "
                         "decode_replicas; remove replicas")
+    given = dep.model_fields_set
+    if "swap_space_gib" in given and dep.preemption != "swap":
+        raise bad_input(origin.where("deployment.swap_space_gib", "deployment.preemption"),
+                        f"swap_space_gib sizes the host memory that swap preemption uses, and preemption is "
+                        f"'{dep.preemption}': set preemption: swap, or remove swap_space_gib", dep.swap_space_gib)
+    dis = dep.disaggregation
+    cps = [dep.cp] if dis is None else [dis.prefill_cp or dep.cp, dis.decode_cp or dep.cp]
+    if dep.cp_kind == "ulysses" and {"cp", "cp_kind"} <= given and max(cps) == 1:
+        raise bad_input(origin.where("deployment.cp_kind", "deployment.cp"),
+                        "cp_kind chooses how context parallelism splits a sequence, and cp is 1: set cp above 1, "
+                        "or remove cp_kind", dep.cp_kind)
     if dep.ep_imbalance > dep.ep:
         raise bad_input(origin.where("deployment.ep_imbalance", "deployment.ep"),
                         f"ep_imbalance (the busiest rank's load over the mean) is at most ep ({dep.ep})",
                         dep.ep_imbalance)
 
 
-def load_scenario(ref: str) -> tuple[Scenario, Path]:
-    """A scenario by path, or by the ID of a shipped one (workloads/scenarios/<id>.yaml)."""
+def load_scenario(ref: str, check: bool = True) -> tuple[Scenario, Path]:
+    """A scenario by path, or by the ID of a shipped one (workloads/scenarios/<id>.yaml); `check`:
+    also the checks across keys (check_scenario; off when flags will replace some values first)."""
     from ..catalog import shipped_or_path
 
     path = shipped_or_path(ref, "workloads.scenarios", "SCENARIO")
-    return check_scenario(load_model(path, Scenario), Origin(str(path))), path
-
-
-class PoolShape(NamedTuple):
-    role: str  # both | prefill | decode
-    hw: str
-    tp: int
-    pp: int
-    cp: int
-    ep: int
-    replicas: int
-
-    @property
-    def devices(self) -> int:
-        return self.replicas * self.tp * self.pp * self.cp
-
-    @property
-    def layout(self) -> str:
-        return " ".join([f"TP{self.tp}"] + [f"{k}{v}" for k, v in (("PP", self.pp), ("CP", self.cp), ("EP", self.ep))
-                                            if v > 1])
-
-
-def pool_shapes(dep: Deployment) -> list[PoolShape]:
-    """The deployment's pools: one co-located, or prefill then decode."""
-    dis = dep.disaggregation
-    if dis is None:
-        return [PoolShape("both", dep.hw, dep.tp, dep.pp, dep.cp, dep.ep, dep.replicas)]
-    return [PoolShape(role, getattr(dis, f"{role}_hw") or dep.hw, getattr(dis, f"{role}_tp") or dep.tp,
-                      getattr(dis, f"{role}_pp") or dep.pp, getattr(dis, f"{role}_cp") or dep.cp, dep.ep,
-                      getattr(dis, f"{role}_replicas")) for role in ("prefill", "decode")]
-
-
-
-
-def run_config(sc: Scenario, requests: int) -> dict:
-    """What a run simulated, for its output's `config` block: model, each pool's hardware, layout
-    and replicas, the traffic, the scheduler settings, calibration status and infercast's version."""
-    from ..about import infercast_version
-    from ..step import device
-
-    dep, a = sc.deployment, sc.arrival
-    pools = [{"role": p.role, "hw": p.hw, "layout": p.layout, "tp": p.tp, "pp": p.pp, "cp": p.cp, "ep": p.ep,
-              "replicas": p.replicas, "devices": p.devices, "calibrated": bool(device(p.hw).calibrated)}
-             for p in pool_shapes(dep)]
-    if sc.trace is not None:
-        arrival = {"process": "trace", "trace": sc.trace.path, "trace_format": sc.trace.format}
-    else:
-        arrival = {"process": a.process, "rate": a.rate, "cv": a.cv if a.process == "gamma" else None,
-                   "users": a.users, "think_time_s": a.think_time_s}
-    dis, off = dep.disaggregation, dep.kv_offload
-    return {
-        "scenario": sc.name, "model": dep.model, "dtype": dep.dtype, "kv_dtype": dep.kv_dtype, "pools": pools,
-        "replicas": sum(p["replicas"] for p in pools), "devices": sum(p["devices"] for p in pools),
-        "disaggregation": None if dis is None else {
-            "prefill_replicas": dis.prefill_replicas, "decode_replicas": dis.decode_replicas,
-            "link_bandwidth": dis.link_bandwidth, "layerwise": dis.layerwise},
-        "arrival": arrival, "requests": requests, "seed": None if sc.trace is not None else sc.seed,
-        "max_batch": dep.max_batch, "max_batched_tokens": dep.max_batched_tokens, "block_size": dep.block_size,
-        "router": dep.router, "preemption": dep.preemption, "swap_space_gib": dep.swap_space_gib,
-        "prefix_caching": dep.prefix_caching,
-        "kv_offload": None if off is None else {"tier": off.tier, "capacity_bytes": off.capacity},
-        "slo": {"ttft_s": sc.slo.ttft_s, "tpot_s": sc.slo.tpot_s}, "max_time_s": sc.max_time_s,
-        "calibrated": all(p["calibrated"] for p in pools), "infercast_version": infercast_version(),
-    }
+    sc = load_model(path, Scenario)
+    return (check_scenario(sc, Origin(str(path))) if check else sc), path

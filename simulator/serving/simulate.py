@@ -15,9 +15,10 @@ empty to non-empty before its peak; the requests that arrived before it are the 
   stop_reason is "overloaded"; SimResult.requests holds the requests that arrived.
 - A run that ends before the bound is judged when it ends: overloaded if the backlog was still
   in its largest busy period at the last arrival, the queue waits grew (the last quarter of the
-  arrivals, by the median, waited longer for admission than they took to be served and more than
-  twice as long as the first quarter) and arrivals came faster than requests finished while that
-  busy period lasted (the deployment's measured service rate).
+  arrivals, by the median, waited for admission more than twice as long as the first quarter, and
+  longer than they took to be served or than all the arrivals took to come) and arrivals came
+  faster than requests finished while that busy period lasted (the deployment's measured
+  service rate).
 Either way SimResult.overload_onset_s is the backlog's onset, and metrics.summary gives the
 latency of the stable part only."""
 
@@ -31,7 +32,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, ValidationError
 
-from ..errors import InfercastError
+from ..errors import InfercastError, bad_input
+from ..human import count
 from ..phases import Layout
 from .disagg import Handover, handover_bandwidth
 from .events import Backlog, EventLoop, check_bounds
@@ -40,6 +42,9 @@ from .routers import ROUTERS
 from .scenario import Deployment
 from .sessions import Sessions
 from .traffic import Request, make_requests
+
+
+MAX_PREFILL_STEPS = 2_000_000  # engine steps a run's prompts may need: about 40 s of simulation at the least
 
 
 class SimConfig(Deployment):
@@ -83,6 +88,8 @@ class SimResult:
     requested: int = -1  # requests the run was asked to simulate (-1: len(requests))
     overload_onset_s: float = math.nan  # overloaded runs: when the admission backlog began
     reject_reasons: dict = field(default_factory=dict)  # {reason: requests rejected for it}
+    max_time_s: float = math.inf  # the run's time bound
+    next_event_s: float = math.nan  # stopped at max_time: when the next event (a step's or transfer's end) was due
 
 
 class Arrivals:
@@ -130,6 +137,7 @@ def simulate(requests: list[Request], cfg: SimConfig, sessions: Sessions | None 
     if cfg.router not in ROUTERS:
         raise InfercastError(f"--router: '{cfg.router}' is not one of {', '.join(ROUTERS)}")
     check_bounds(cfg.max_time_s, cfg.max_events)
+    check_prefill_work(sum(r.input_len for r in requests), cfg.max_batched_tokens, "max_batched_tokens")
     loop, steps, requests = EventLoop(cfg.max_time_s, cfg.max_events), [], list(requests)
     finished, backlog = [0], Backlog(loop)
     total = sessions.total if sessions is not None else len(requests)
@@ -165,7 +173,8 @@ def simulate(requests: list[Request], cfg: SimConfig, sessions: Sessions | None 
                      sum(r.cache.hits for r in reps), sum(r.cache.misses for r in reps), len(reps),
                      [(p.role, len(p.replicas), p.layout.devices, p.kv_blocks, _peak(p), p.dev.mem_bandwidth)
                       for p in pools],
-                     handover.bytes_moved if handover else 0.0, total, onset, dict(backlog.rejects))
+                     handover.bytes_moved if handover else 0.0, total, onset, dict(backlog.rejects), cfg.max_time_s,
+                     loop.next_s)
 
 
 def _judge(requests: list[Request], reason: str, backlog: Backlog, watching: bool):
@@ -181,8 +190,10 @@ def _judge(requests: list[Request], reason: str, backlog: Backlog, watching: boo
 def grew_overloaded(requests: list[Request], backlog: Backlog, min_finished: int = 8) -> bool:
     """Whether a run that served every request was overloaded: the backlog's largest busy period
     lasted past the last arrival, the waits grew (the last quarter of the finished requests, by
-    arrival, waited longer for admission than they took to be served, and more than twice as long
-    as the first quarter) and arrivals came faster than requests finished during that period."""
+    arrival, waited for admission more than twice as long as the first quarter, and longer than
+    they took to be served or than all the arrivals took to come: a short run's burst that a
+    batch takes whole is served slowly, yet its queue outlasts its arrivals many times over) and
+    arrivals came faster than requests finished during that period."""
     last = max((r.arrival_s for r in requests), default=math.nan)
     on, off = backlog.peak_onset_s, backlog.peak_end_s
     if not on <= last or off <= last:  # the backlog had emptied before the arrivals ended (or never was)
@@ -194,12 +205,25 @@ def grew_overloaded(requests: list[Request], backlog: Backlog, min_finished: int
                for k in ("arrival_s", "scheduled_s", "finish_s"))
     order = np.argsort(a, kind="stable")
     wait, service, k = (q - a)[order], (f - q)[order], len(fin) // 4
-    late_wait = float(np.median(wait[-k:]))
-    if not (late_wait > float(np.median(service[-k:])) and late_wait > 2 * float(np.median(wait[:k]))):
+    late_wait, span = float(np.median(wait[-k:])), float(a.max() - a.min())
+    if not (late_wait > min(float(np.median(service[-k:])), span) and late_wait > 2 * float(np.median(wait[:k]))):
         return False
     off = off if math.isfinite(off) else float(f.max())
     served = np.count_nonzero((f >= on) & (f <= off)) / (off - on) if off > on else math.nan
     return offered_rate([r.arrival_s for r in requests]) > served
+
+
+def check_prefill_work(prompt_tokens: float, max_batched_tokens: int, where: str) -> None:
+    """Refuse a run whose prompts need more than MAX_PREFILL_STEPS engine steps however they are
+    batched (a step takes at most max_batched_tokens of prompt), naming the smallest
+    max_batched_tokens that fits: such a run would take minutes to simulate, not seconds."""
+    floor = prompt_tokens / max_batched_tokens
+    if floor > MAX_PREFILL_STEPS:
+        fits = math.ceil(prompt_tokens / MAX_PREFILL_STEPS)
+        raise bad_input(where, f"{count(prompt_tokens)} prompt tokens in steps of at most {count(max_batched_tokens)} "
+                               f"take at least {count(math.ceil(floor))} engine steps, more than a run may take "
+                               f"({count(MAX_PREFILL_STEPS)}): raise max_batched_tokens to at least {count(fits)}, "
+                               f"or ask for fewer or shorter requests", max_batched_tokens)
 
 
 def offered_rate(arrivals) -> float:

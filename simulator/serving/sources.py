@@ -7,7 +7,8 @@ import csv
 import io
 import json
 import math
-from datetime import datetime
+import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..config_io import Given, one_line, read_text_file
 from ..errors import bad_input, show
+from ..human import seconds
 from ..limits import MAX_REQUESTS, MAX_TOKENS, MAX_TRACE_BYTES
 from .scenario import RequestClass, Scenario
 from .sessions import Sessions, open_loop_sessions
@@ -70,6 +72,9 @@ def open_loop_requests(sc: Scenario) -> tuple[list[Request], Sessions | None]:
     return open_loop_sessions(times, draws, sampler, a.think_time_s, sc.num_requests)
 
 
+PLAIN_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 class TraceColumns(NamedTuple):
     time: str
     input_len: str
@@ -87,9 +92,10 @@ def _rows(path: Path, cols: TraceColumns):
         for n, line in enumerate(io.StringIO(text), 1):
             if line.strip():
                 try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, RecursionError) as exc:
-                    why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                    row = json.loads(line, object_pairs_hook=_unique_keys)
+                except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+                    why = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+                        "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
                     raise bad_input(f"{where}:{n}", f"malformed trace row: not JSON ({why})") from None
                 yield n, row
         return
@@ -100,22 +106,45 @@ def _rows(path: Path, cols: TraceColumns):
         if missing:
             raise bad_input(f"{where}:1", f"the CSV header must name the columns {', '.join(cols)}; missing "
                                          f"{', '.join(missing)}", Given(show(",".join(header))))
+        twice = sorted({c for c in header if header.count(c) > 1})
+        if twice:
+            raise bad_input(f"{where}:1", f"the CSV header names {', '.join(twice)} more than once: which one "
+                                         f"holds the values is ambiguous", Given(show(",".join(header))))
         for row in reader:
             yield reader.line_num, row
     except csv.Error as exc:
         raise bad_input(f"{where}:{reader.line_num}", f"malformed CSV ({exc})") from None
 
 
-def _azure_time(text: str) -> float:
+def _unique_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"the key {', '.join(twice)} appears more than once")
+    return dict(pairs)
+
+
+def _azure_time(text: str) -> tuple[float, bool]:
+    """(seconds since the epoch, whether the time gave its zone). A time without a zone is UTC, so
+    a replay does not depend on the time zone of the machine it runs on."""
     # "2023-11-16 18:15:46.6805900": fractional seconds may carry 7 digits; datetime takes 6
-    head, _, frac = text.strip().partition(".")
-    if frac and not frac.isdigit():
-        raise ValueError(frac)
-    return datetime.fromisoformat(head).timestamp() + (float("0." + frac) if frac else 0.0)
+    text = text.strip()
+    if not text.isascii():
+        raise ValueError(text)
+    m = re.fullmatch(r"([^.]*)(?:\.([0-9]+))?([+-][0-9:]+|Z)?", text)
+    if m is None:
+        raise ValueError(text)
+    head, frac, zone = m[1], m[2], m[3]
+    when = datetime.fromisoformat(head + (zone or ""))
+    aware = when.tzinfo is not None
+    if not aware:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() + (float("0." + frac) if frac else 0.0), aware
 
 
-def _row_time(value: object, fmt: str) -> float:
-    """A row's arrival time in seconds: generic, a finite number >= 0; azure, a date and time."""
+def _row_time(value: object, fmt: str) -> float | tuple[float, bool]:
+    """A row's arrival time in seconds: generic, a finite number >= 0; azure, a date and time (with
+    whether it gave its zone)."""
     if fmt == "azure":
         if not isinstance(value, str):
             raise ValueError("a date and time such as 2023-11-16 18:15:46.68")
@@ -130,7 +159,10 @@ def _row_time(value: object, fmt: str) -> float:
 
 
 def _number(value: object) -> float | None:
+    """A JSON number, or a CSV cell written in ASCII digits (no '1_000', no digits of other scripts)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    if isinstance(value, str) and not PLAIN_NUMBER.fullmatch(value.strip()):
         return None
     try:
         return float(value)
@@ -178,6 +210,7 @@ def trace_requests(path: Path, fmt: str, limit: int | None = None) -> list[Reque
     cols, path = COLUMNS[fmt], Path(path)
     where = one_line(path)
     out: list[tuple[float, int, int]] = []
+    zoned: set[bool] = set()
     for n, row in _rows(path, cols):
         if limit is not None and len(out) >= limit:
             break
@@ -188,9 +221,15 @@ def trace_requests(path: Path, fmt: str, limit: int | None = None) -> list[Reque
             t, i, o = _row(row, cols, fmt)
         except ValueError as exc:
             raise bad_input(f"{where}:{n}", f"malformed trace row: {exc}") from None
+        if isinstance(t, tuple):  # azure: (seconds, whether the time gave its zone)
+            t, aware = t
+            zoned.add(aware)
+            if len(zoned) > 1:
+                raise bad_input(f"{where}:{n}", f"malformed trace row: {cols.time} values mix times with and "
+                                               f"without a time zone; give every row a zone, or none (read as UTC)")
         if out and t < out[-1][0]:
-            raise bad_input(f"{where}:{n}", f"malformed trace row: {cols.time} goes back in time, from "
-                                           f"{out[-1][0]:,.6g} to {t:,.6g} s; rows must be in arrival order")
+            raise bad_input(f"{where}:{n}", f"malformed trace row: {cols.time} goes back in time, by "
+                                           f"{seconds(out[-1][0] - t)}; rows must be in arrival order")
         out.append((t, i, o))
     if not out:
         raise bad_input(where, "the trace has no rows")

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Union
 import numpy as np
 from pydantic import BeforeValidator, PlainSerializer
 
+from ..checks import EXPONENT_FORM, plain_number
 from ..errors import InfercastError, bad_input, show
 from ..limits import MAX_TOKENS
 
@@ -48,6 +49,7 @@ class Request:
     first_token_s: float | None = None
     finish_s: float | None = None
     scheduled_s: float | None = None
+    admitted_s: float | None = None  # first admission to its last stage's batch (disaggregated: the decode pool's)
     last_token_s: float | None = None
     itl_max_s: float = 0.0  # largest gap between consecutive tokens (mean ITL = TPOT)
     preemptions: int = 0
@@ -58,6 +60,7 @@ class Request:
     handover_s: float | None = None  # disaggregated: when its KV arrived at the decode replica
     kv_tier: str = "device"  # where its KV lived: device, or an offload tier for part of its life
     rejected: bool = False
+    reject_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,17 +144,13 @@ def mean_of(spec: Length) -> float:
 
 def _tokens(value: object) -> int | None:
     """`value` as a whole number of tokens in [1, MAX_TOKENS], or None."""
+    if isinstance(value, str) and EXPONENT_FORM.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.2's `1e3`, which PyYAML reads as a string
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= MAX_TOKENS:
         return None
     return int(value)
-
-
-def _finite(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        return None
-    return float(value)
 
 
 def _uniform(arg: object) -> UniformLength:
@@ -167,7 +166,7 @@ def _uniform(arg: object) -> UniformLength:
 def _lognormal(arg: object) -> LognormalLength:
     if not isinstance(arg, dict) or set(arg) != {"mean", "sigma"}:
         raise ValueError(f"lognormal: needs exactly the keys mean and sigma (got {show(arg)})")
-    mean, sigma = _finite(arg["mean"]), _finite(arg["sigma"])
+    mean, sigma = plain_number(arg["mean"]), plain_number(arg["sigma"])
     if mean is None or not 1 <= mean <= MAX_TOKENS:
         raise ValueError(f"lognormal: mean must be a finite number of tokens from 1 to {MAX_TOKENS:,} "
                          f"(got {show(arg['mean'])})")
@@ -188,7 +187,7 @@ def _empirical(arg: object) -> EmpiricalLength:
     if arg.get("weights") is None:
         return EmpiricalLength(tuple(values), None)
     raw = arg["weights"]
-    weights = [_finite(w) for w in raw] if isinstance(raw, list) else [None]
+    weights = [plain_number(w) for w in raw] if isinstance(raw, list) else [None]
     if len(weights) != len(values):
         raise ValueError(f"empirical: weights must give one number per value ({len(values)} values, got {show(raw)})")
     if None in weights or min(weights) < 0 or not sum(weights) > 0:

@@ -18,9 +18,10 @@ from typing import Any, Callable
 import pytest
 import yaml
 
+from simulator.catalog import data_dir
 from simulator.limits import MAX_CONFIG_BYTES
 from tests.conftest import TOY_HW
-from tests.fuzz.harness import Case, run_case
+from tests.fuzz.harness import Case, run_case, run_cli
 
 # A small Llama-shaped model: round numbers, fits TOY_HW many times over.
 TOY_MODEL = {
@@ -30,6 +31,13 @@ TOY_MODEL = {
 LLAMA_CONFIG = {
     "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
     "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072,
+}
+DEEPSEEK_CONFIG = {  # DeepSeek-V3's keys at a fraction of its size
+    "model_type": "deepseek_v3", "hidden_size": 1024, "num_hidden_layers": 4, "num_attention_heads": 16,
+    "num_key_value_heads": 16, "intermediate_size": 4096, "moe_intermediate_size": 512, "vocab_size": 32000,
+    "n_routed_experts": 16, "num_experts_per_tok": 4, "n_shared_experts": 1, "first_k_dense_replace": 1,
+    "q_lora_rank": 384, "kv_lora_rank": 128, "qk_nope_head_dim": 64, "qk_rope_head_dim": 32, "v_head_dim": 64,
+    "max_position_embeddings": 8192, "topk_method": "noaux_tc",
 }
 DELETE = object()  # a mutation value: remove the key
 WHATIF = ["whatif", "--format", "json", "--input-len", "512", "--output-len", "8"]
@@ -80,6 +88,16 @@ def hf(name: str, key: str, value: Any, needle: str | None = None) -> Case:
     return Case(f"hf-{name}", build, "error", ("config.json", needle or key))
 
 
+def ds(name: str, key: str, value: Any, needle: str | None = None) -> Case:
+    """A (small) DeepSeek-V3 config.json with one key changed, given by its folder as --model."""
+    def build(tmp_path: Path) -> list[str]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(mutated(DEEPSEEK_CONFIG, key, value)))
+        return WHATIF + ["--hw", "h100-sxm", "--model", str(folder)]
+    return Case(f"ds-{name}", build, "error", ("config.json", needle or key))
+
+
 def raw(name: str, content: bytes | str, flag: str = "--hw", suffix: str = ".yaml", needle: str = "") -> Case:
     """A file holding `content` (no config at all), as `flag`."""
     def build(tmp_path: Path) -> list[str]:
@@ -106,7 +124,7 @@ def ok(name: str, flag: str, base: dict, key: str | None = None, value: Any = No
     """A valid variant (units, ints for floats) that must answer."""
     def build(tmp_path: Path) -> list[str]:
         data = mutated(base, key, value) if key else base
-        if base is LLAMA_CONFIG:
+        if base is LLAMA_CONFIG or base is DEEPSEEK_CONFIG:
             path = tmp_path / "config.json"
             path.write_text(json.dumps(data))
             return WHATIF + ["--hw", "h100-sxm", "--model", str(path)]
@@ -248,6 +266,42 @@ CASES = [
     hf("kv-heads-zero", "num_key_value_heads", 0),
     hf("tie-string", "tie_word_embeddings", "false"),
     hf("hidden-huge", "hidden_size", 10**30),
+    # adversarial findings: an ID used as a file name, a shipped ID on a user's file (B1)
+    hw("id-traversal", "id", "../../evil"),
+    hw("id-absolute", "id", "/tmp/evil"),
+    hw("id-hidden", "id", ".hidden"),
+    hw("id-shipped", "id", "h100-sxm", "its own"),
+    hw("id-local", "id", "local", "its own"),
+    # a rate measured above the dense peak (B3); floors on hardware numbers (B8)
+    hw("measured-above-peak", "engines.gpu.measured_matmul", {"bf16": "200 TFLOP/s"}, "measured_matmul.bf16"),
+    hw("bf16-tiny", BF16, "1e-30 FLOP/s", "at least 1 GFLOP/s"),
+    hw("bf16-bare", BF16, "989", "a bare number is SI"),
+    hw("bw-one-byte", BW, "1 B/s", "at least 1 MB/s"),
+    hw("cap-one-byte", CAP, "1 B", "at least 1 MiB"),
+    hw("link-one-byte", "links.scaleup.bandwidth_per_dir", "1 B/s", "links.scaleup.bandwidth_per_dir"),
+    hw("price-tiny", "price.cloud_usd_per_hour", 1e-12, "$0.001"),
+    hw("tdp-kilowatts", "power.tdp", "700 kW", "at most 100 kW"),
+    hw("source-empty-list", "engines.gpu.source", [], "engines.gpu.source"),
+    hw("source-empty-name", "memory.device.source", "", "memory.device.source"),
+    # model shapes (B4), YAML 1.1 base-60 numbers (B9)
+    model("hidden-not-multiple", "hidden_size", 1023, "multiple of num_heads"),
+    raw("model-base-60", yaml.safe_dump({k: v for k, v in TOY_MODEL.items() if k != "max_context"})
+        + "max_context: 1:00:00\n", flag="--model", needle="base-60"),
+    raw("hw-base-60-float", yaml.safe_dump(mutated(TOY_HW, "price", DELETE)) + "price: {cloud_usd_per_hour: 1:30.5, "
+        "source: hand}\n", needle="base-60"),
+    # config.json: a key twice (B5), a number too long (C3), MoE and MLA keys dropped (B6)
+    raw("json-duplicate-key", json.dumps(LLAMA_CONFIG)[:-1] + ', "num_hidden_layers": 320}', flag="--model",
+        suffix=".json", needle="'num_hidden_layers' appears twice"),
+    raw("json-bigint", '{"model_type": "llama", "hidden_size": ' + "9" * 5001 + "}", flag="--model", suffix=".json",
+        needle="4,300 digits"),
+    hf("experts-per-token-alone", "num_experts_per_tok", 2, "num_local_experts"),
+    hf("hidden-not-multiple", "hidden_size", 4095, "multiple of num_attention_heads"),
+    ds("mla-rank-zero", "kv_lora_rank", 0),
+    ds("mla-rank-missing", "kv_lora_rank", DELETE),
+    ds("experts-zero", "n_routed_experts", 0),
+    ds("expert-width-missing", "moe_intermediate_size", DELETE),
+    ds("quantization-not-object", "quantization_config", "gptq"),
+    ds("torch-dtype-number", "torch_dtype", 16),
     # valid variants
     ok("toy", "--hw", TOY_HW),
     ok("binary-prefix", "--hw", TOY_HW, CAP, "93.1 GiB"),
@@ -258,6 +312,10 @@ CASES = [
     ok("toy-model", "--model", TOY_MODEL),
     ok("integral-float", "--model", TOY_MODEL, "num_layers", 4.0),
     ok("llama-config", "--model", LLAMA_CONFIG),
+    ok("deepseek-config", "--model", DEEPSEEK_CONFIG),
+    ok("quantised-config", "--model", LLAMA_CONFIG, "quantization_config", {"quant_method": "gptq", "bits": 4}),
+    Case("ok-shipped-file-by-path", lambda t: WHATIF + ["--model", "llama-3.1-8b", "--hw",
+                                                        str(data_dir("hwspecs") / "h100-sxm.yaml")], "ok"),
 ]
 
 
@@ -274,3 +332,19 @@ def test_case(case: Case, tmp_path):
     assert result["fits"] is True
     for key in ("ttft_s", "tpot_s", "throughput_tok_s"):
         assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
+
+
+@pytest.mark.parametrize("declared, dtype, note", [
+    ({"quantization_config": {"quant_method": "gptq", "bits": 4}}, "bf16", "--dtype int4"),
+    ({"quantization_config": {"quant_method": "awq", "bits": 4}}, "int4", None),
+    ({"torch_dtype": "float8_e4m3fn"}, "bf16", "--dtype fp8"),
+    ({"torch_dtype": "bfloat16"}, "bf16", None),
+    ({"quantization_config": {"quant_method": "hqq"}}, "bf16", "does not map"),
+])
+def test_a_declared_weight_dtype_is_named_when_dtype_costs_otherwise(tmp_path, declared, dtype, note):
+    """config.json's quantization_config / torch_dtype are never dropped without a word (B7)."""
+    (tmp_path / "config.json").write_text(json.dumps({**LLAMA_CONFIG, **declared}))
+    out = run_cli(WHATIF + ["--hw", "h100-sxm", "--model", str(tmp_path), "--dtype", dtype], timeout_s=20)
+    assert out.kind == "ok", out
+    notes = [n for n in json.loads(out.out)["notes"] if "declares" in n]
+    assert (notes == []) if note is None else (len(notes) == 1 and note in notes[0]), notes

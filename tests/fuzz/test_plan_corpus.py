@@ -56,6 +56,17 @@ def one_class(tmp: Path) -> str:
     return str(path)
 
 
+def long_prompt_small_chunks(tmp: Path) -> str:
+    """A 1M-token prompt in the smallest chunks allowed (16 tokens: 62,500 chunks): scored at once,
+    not chunk by chunk; its check (1,500 requests by default) is refused as too long to simulate."""
+    path = tmp / "long-prompt.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "long", "model": "llama-3.1-8b", "inventory": [{"hw": "h100-sxm", "count": 64}],
+        "classes": [{"name": "long", "rate": 0.001, "input_len": 1_000_000, "output_len": 16, "ttft_s": 3600,
+                     "tpot_s": 1}], "max_batched_tokens": 16}))
+    return str(path)
+
+
 CASES = [
     key("rate-negative", "classes.0.rate", -1), key("rate-inf", "classes.0.rate", float("inf")),
     key("rate-string", "classes.0.rate", "lots"), key("ttft-zero", "classes.1.ttft_s", 0),
@@ -74,6 +85,21 @@ CASES = [
     key("gap-one", "solver.gap", 1), key("objective-unknown", "objective", "speed"),
     key("no-classes", "classes", []), key("class-name-twice", "classes.1.name", "chat", needle="classes"),
     key("dtype-unknown", "dtype", "fp12"), key("unknown-key", "invetory", []),
+    key("attainment-one", "attainment", 1, needle="'attainment': must be a share > 0 and < 1"),
+    key("max-batched-tokens-one", "max_batched_tokens", 1,
+        needle="'max_batched_tokens': must be a whole number from 16"),
+    key("tp-splits-no-heads", "layouts.tp", [3], needle="'layouts.tp': no degree splits the model"),
+    key("tp-beyond-domain", "layouts.tp", [16], needle="'layouts.tp': every degree that splits the model is beyond"),
+    key("pp-over-layers", "layouts.pp", [128], needle="'layouts.pp': no degree fits: llama-3.1-70b has only 80 layers"),
+    key("cp-over-max-devices", "layouts.cp", [4096], needle="'layouts.cp': every degree uses more than"),
+    *(key(f"{name}-400-digits", key_path, 10**400 - 1) for name, key_path in (
+        ("rate", "classes.0.rate"), ("ttft", "classes.0.ttft_s"), ("price", "inventory.0.usd_per_hour"),
+        ("headroom", "headroom"), ("attainment", "attainment"), ("time-limit", "solver.time_limit_s"))),
+    Case("check-too-long-to-simulate", lambda tmp: ["plan", long_prompt_small_chunks(tmp)], "error",
+         ("key 'check.requests': class 'long': the check simulates at least 93,750,000 steps",)),
+    flag("check-too-long-by-flag", ["--input-len", "20000000", "--rounds", "1"], "--input-len: class 'default'"),
+    Case("no-kv-room-on-one-device", lambda tmp: ["plan", str(_plan(tmp, {"layouts.max_devices": 1})), *QUICK],
+         "error", ("no layout of h100-sxm, h200-sxm up to 1 device leaves room for KV",)),
     flag("rate-inf", ["--rate", "inf"], "--rate"), flag("rate-negative", ["--rate", "-2"], "--rate"),
     flag("ttft-negative", ["--ttft", "-1"], "--ttft"), flag("tpot-zero", ["--tpot", "0"], "--tpot"),
     flag("input-len-zero", ["--input-len", "0"], "--input-len"), flag("hw-empty-part", ["--hw", ","], "--hw"),
@@ -86,6 +112,10 @@ CASES = [
     flag("hw-unknown-with-file", ["long-context-128k", "--hw", "h100-xyz", *QUICK], "--hw"),
     flag("unknown-plan", ["no-such-plan"], "PLAN"),
     Case("ok-shipped", lambda tmp: ["plan", "long-context-128k", *QUICK, "--format", "json"], "ok"),
+    Case("ok-tiny-rate", lambda tmp: ["plan", "--model", "llama-3.1-8b", "--hw", "h100-sxm:8", "--rate", "1e-7",
+                                      *QUICK, "--format", "json"], "ok"),
+    Case("ok-long-prompt-small-chunks", lambda tmp: ["plan", long_prompt_small_chunks(tmp), *QUICK, "--format", "json"],
+         "ok"),
     Case("ok-flags", lambda tmp: ["plan", *QUICK, "--format", "json"], "ok"),
     Case("ok-file-with-flags", lambda tmp: ["plan", one_class(tmp), "--rate", "2", "--ttft", "1.5", "--hw",
                                             "h200-sxm:16", *QUICK, "--format", "json"], "ok"),
@@ -111,3 +141,10 @@ def test_flags_given_with_a_plan_file_replace_its_values(tmp_path):
     (cls,) = d["config"]["classes"]
     assert (cls["rate"], cls["ttft_s"]) == (2.0, 1.5)
     assert [s["hw"] for s in d["config"]["inventory"]] == ["h200-sxm"] == list(d["devices"])
+
+
+def test_every_class_with_demand_gets_a_replica(tmp_path):
+    """A class of 1e-9 req/s beside a busy one still gets hardware (not a plan that leaves it out)."""
+    d = strict_json(run_cli(["plan", str(_plan(tmp_path, {"classes.0.rate": 1e-9})), *QUICK, "--format", "json"]).out)
+    served = {r["class"] for r in d["replicas"] if r["count"] >= 1}
+    assert served == {c["name"] for c in d["config"]["classes"]}

@@ -84,6 +84,19 @@ def raw(name: str, content: str | bytes | None, needle: str) -> Case:
     return Case(f"file-{name}", build, "error", (needle,))
 
 
+def _dangling(tmp: Path) -> str:
+    link = tmp / "dangling.json"
+    link.symlink_to(tmp / "nowhere" / "x.json")
+    return str(link)
+
+
+def _yaml(tmp: Path, base: str, old: str, new: str) -> Path:
+    """A shipped scenario's text with `old` replaced (YAML 1.2 spellings PyYAML reads as strings)."""
+    path = tmp / f"{base}-text.yaml"
+    path.write_text((SCENARIOS / f"{base}.yaml").read_text().replace(old, new))
+    return path
+
+
 def ok(name: str, argv: list[str]) -> Case:
     return Case(f"ok-{name}", lambda tmp: ["simulate", *argv, *FAST, "--format", "json"], "ok")
 
@@ -194,6 +207,48 @@ CASES = [
     flag("replicas-of-disaggregated", ["disaggregated-chat", "--replicas", "3"], "--replicas"),
     flag("disagg-and-replicas", ["--disagg", "1:3", "--replicas", "2"], "--replicas"),
     flag("prefill-tp-alone", ["--prefill-tp", "2"], "--prefill-tp"),
+    # found by an adversarial tester: each refused in one line, naming the key or flag the user set
+    key("rate-400-digits", "arrival.rate", int("9" * 400)), key("cv-400-digits", "arrival.cv", -int("9" * 400)),
+    key("batched-tokens-one", "deployment.max_batched_tokens", 1),
+    flag("batched-tokens-one-long-prompts", ["--input-len", "400000", "--output-len", "10", "--num-requests", "20",
+                                             "--max-batched-tokens", "1"], "--max-batched-tokens"),
+    flag("prefill-steps-past-the-bound", ["--input-len", str(MAX_TOKENS), "--num-requests", "1000"],
+         "max_batched_tokens"),
+    key("link-one-byte-per-s", "deployment.disaggregation.link_bandwidth", "1 B/s", base="disaggregated-chat"),
+    key("link-bare-number", "deployment.disaggregation.link_bandwidth", 5, base="disaggregated-chat"),
+    key("tp-from-the-file", "deployment.tp", 3), key("pp-past-the-layers", "deployment.pp", 64),
+    key("ep-of-a-dense-model", "deployment.ep", 2), key("model-unknown", "deployment.model", "nope"),
+    key("decode-hw-unknown", "deployment.disaggregation.decode_hw", "nonexist", base="disaggregated-chat"),
+    key("does-not-fit", "deployment.model", "llama-3.1-405b", needle="deployment.tp"),
+    flag("prefill-tp-names-its-flag", ["--disagg", "1:1", "--prefill-tp", "3"], "--prefill-tp"),
+    flag("rate-1e-300", ["--rate", "1e-300", "--num-requests", "30"], "over more than 30 years"),
+    key("max-time-tiny", "max_time_s", 0.001, needle="key 'max_time_s'"),
+    flag("offload-one-byte", ["--kv-offload", "host:1"], "--kv-offload"),
+    key("offload-16-bytes", "deployment.kv_offload", {"tier": "host", "capacity": 16},
+        needle="deployment.kv_offload.capacity"),
+    flag("offload-past-the-tier", ["--kv-offload", "nvme:1EiB"], "--kv-offload"),
+    flag("offload-tier-missing", ["--hw", "a10g", "--kv-offload", "nvme:1TB"], "--kv-offload"),
+    key("swap-past-the-host", "deployment.swap_space_gib", 1e9, deployment__preemption="swap"),
+    key("swap-with-recompute", "deployment.swap_space_gib", 8),
+    key("class-names-twice", "classes", [{"name": "chat", "input_len": 10, "output_len": 10}] * 2,
+        needle="classes.1.name"),
+    key("turn-input-on-one-turn", "classes.0.turn_input_len", 100),
+    key("ulysses-with-cp-one", "deployment.cp_kind", "ulysses", deployment__cp=1),
+    flag("disagg-arabic-indic-digits", ["--disagg", "\u0661:\u0662"], "--disagg"),
+    trace("duplicate-column", "arrival_s,input_len,output_len,input_len\n0,100,10,5\n", "t.csv:1"),
+    trace("underscore-digits", GENERIC + "0,1_000,5\n", "t.csv:2"),
+    trace("arabic-indic-digits", GENERIC + "0,\u0661\u0660\u0660,5\n", "t.csv:2"),
+    trace("jsonl-duplicate-key", '{"arrival_s": 0, "input_len": 5, "output_len": 5, "input_len": 100}\n', "t.jsonl:1",
+          ".jsonl"),
+    trace("azure-mixed-zones", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-03-12 01:59:00+00:00,10,5\n"
+                               "2023-03-12 03:00:00,10,5\n", "t.csv:3", fmt="azure"),
+    flag("chrome-trace-empty", ["--chrome-trace", ""], "--chrome-trace: needs the path"),
+    Case("flag-chrome-trace-dangling-link", lambda tmp: ["simulate", "--chrome-trace", _dangling(tmp), "--no-progress"],
+         "error", ("--chrome-trace", "already exists")),
+    Case("flag-chrome-trace-missing-folder", lambda tmp: ["simulate", "--chrome-trace", str(tmp / "nodir" / "x.json"),
+                                                          "--no-progress"], "error", ("--chrome-trace", "nodir")),
+    Case("ok-rate-written-1e1", lambda tmp: ["simulate", str(_yaml(tmp, "chat", "rate: 20", "rate: 1e1")), *FAST,
+                                            "--format", "json"], "ok"),
     # good runs: every shipped scenario, and flags that override one
     *(ok(f"shipped-{name}", [name]) for name in SHIPPED),
     ok("flags", []), ok("offline", ["--arrival", "offline"]), ok("gamma", ["--arrival", "gamma", "--cv", "3"]),

@@ -19,6 +19,7 @@ import pytest
 import validate
 from tests.fuzz.harness import run_cli
 from validate.boundary import local_cores
+from validate.kernel_fit import COLUMNS
 
 PACKAGE = Path(validate.__file__).resolve().parent
 DATA = PACKAGE / "data"
@@ -110,7 +111,7 @@ CASES = [
     Case("e2e-threads-inf", _e2e("--threads", "inf"), "error", "--threads"),
     Case("e2e-threads-huge", _e2e("--threads", str(10**30)), "error", "--threads"),
     Case("e2e-threads-over-cores", _e2e("--threads", TOO_MANY), "error", "--threads"),
-    Case("e2e-models-unknown", _e2e("--models", "7b"), "error", "--models"),
+    Case("e2e-models-unknown", ["validate", "e2e", "--quick", "--no-report", "--models", "7b"], "error", "--models"),
     Case("e2e-models-one-unknown", ["validate", "e2e", "--models", "tiny,huge"], "error", "--models"),
     Case("e2e-dtype-unknown", _e2e("--dtype", "int4"), "error", "--dtype"),
     Case("e2e-force-and-resume", _e2e("--force", "--resume"), "error", "--force"),
@@ -147,6 +148,19 @@ CASES = [
     Case("publish-a-device", ["validate", "publish", "/dev/zero"], "error", "RUN"),
     Case("publish-bad-name", ["validate", "publish", str(DATA / "local-cpu" / "e2e.csv"), "--as", "../up"],
          "error", "--as"),
+    # adversarial findings: an empty --as is no --as; a name that is a data file; folders holding the packages
+    Case("publish-as-empty", ["validate", "publish", str(DATA / "local-cpu" / "e2e.csv"), "--as", ""], "error", "--as"),
+    Case("publish-as-a-data-file", ["validate", "publish", str(DATA / "local-cpu" / "e2e.csv"), "--as",
+                                    "published_points_dev.csv"], "error", "--as"),
+    Case("cal-out-checkout-root", _cal("--out", str(PACKAGE.parent)), "error", "--out"),
+    Case("e2e-out-checkout-root", _e2e("--out", str(PACKAGE.parent)), "error", "--out"),
+    Case("e2e-out-filesystem-root", _e2e("--out", "/"), "error", "--out"),
+    Case("e2e-home-checkout-root", _e2e(), "error", "$INFERCAST_HOME", home=lambda t: str(PACKAGE.parent)),
+    Case("e2e-models-comma", ["validate", "e2e", "--quick", "--no-report", "--models", ","], "error", "--models"),
+    Case("e2e-models-blank", ["validate", "e2e", "--quick", "--no-report", "--models", " "], "error", "--models"),
+    Case("e2e-models-twice", ["validate", "e2e", "--quick", "--no-report", "--models", "tiny,tiny"], "error",
+         "--models"),
+    Case("e2e-option-twice", _e2e("--threads", "1", "--threads", "1"), "error", "--threads"),
 ]
 
 
@@ -258,3 +272,69 @@ def test_publish_takes_a_calibration_sweep_and_refuses_an_installed_package(tmp_
     with pytest.raises(InfercastError, match="source checkout"):
         real_checkout(installed)
     assert real_checkout() == DATA  # this checkout
+
+
+# -- publish and `validate kernels` (adversarial findings A1 and A4) -------------------------------------
+def _reference_copy(tmp_path: Path) -> Path:
+    """The committed end-to-end run, copied as a checkout's validate/data/local-cpu would hold it."""
+    ref = tmp_path / "checkout-data" / "local-cpu"
+    ref.mkdir(parents=True)
+    for f in (DATA / "local-cpu").iterdir():
+        if f.name.startswith("e2e"):
+            (ref / f.name).write_bytes(f.read_bytes())
+    return ref
+
+
+def test_publishing_the_reference_run_onto_itself_rewrites_nothing(tmp_path, monkeypatch, package_untouched):
+    from validate import publish
+
+    ref = _reference_copy(tmp_path)
+    monkeypatch.setattr(publish, "checkout_data", lambda: ref.parent)
+    before = _listing(ref)
+    got = run_cli(["validate", "publish", str(ref / "e2e.csv")], timeout_s=30)
+    assert got.kind == "ok" and "nothing to copy" in got.out and "--replace" in got.out, got
+    assert _listing(ref) == before  # e2e.md and e2e.png not redrawn without --replace
+
+
+BAD_SWEEPS = {  # kernels.csv, kernels.raw.csv -> what the one line names
+    "two-columns": ("# method: fake\nop,time_s\ngemm,-1\ngemm,-2\n", "key,round,time_s\na,0,1\n", "columns"),
+    "nan-flops": ("# method: x\n" + ",".join(COLUMNS) + "\n" + "gemm,fp32,1,1,1,0,0,0,0,0,0,0,nan,5,1\n" * 2,
+                  "key,round,time_s\na,0,1\n", "flops"),
+    "negative-time": ("# method: x\n" + ",".join(COLUMNS) + "\n" + "gemm,fp32,1,1,1,0,0,0,0,0,0,0,2,5,-1\n" * 2,
+                      "key,round,time_s\na,0,1\n", "time_s"),
+    "unknown-op": ("# method: x\n" + ",".join(COLUMNS) + "\n" + "conv,fp32,1,1,1,0,0,0,0,0,0,0,2,5,1\n" * 2,
+                   "key,round,time_s\na,0,1\n", "conv"),
+    "one-shape": ("# method: x\n" + ",".join(COLUMNS) + "\n" + "gemm,fp32,1,1,1,0,0,0,0,0,0,0,2,5,1\n",
+                  "key,round,time_s\na,0,1\n", "fewer than 2 shapes"),
+    "raw-garbage": ("# method: x\n" + ",".join(COLUMNS) + "\n" + "gemm,fp32,1,1,1,0,0,0,0,0,0,0,2,5,1\n" * 2,
+                    "garbage\n", "kernels.raw.csv"),
+}
+
+
+def _sweep(folder: Path, name: str) -> Path:
+    table, raw, _ = BAD_SWEEPS[name]
+    folder.mkdir(parents=True)
+    (folder / "kernels.csv").write_text(table)
+    (folder / "kernels.raw.csv").write_text(raw)
+    return folder / "kernels.csv"
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SWEEPS))
+def test_publish_refuses_a_sweep_the_fit_cannot_read(name, tmp_path, monkeypatch, package_untouched):
+    from validate import publish
+
+    data = tmp_path / "checkout-data"
+    monkeypatch.setattr(publish, "checkout_data", lambda: data)
+    got = run_cli(["validate", "publish", str(_sweep(tmp_path / "run", name)), "--as", "fake1"], timeout_s=30)
+    assert got.kind == "error" and "RUN" in got.err and BAD_SWEEPS[name][2] in got.err, got
+    assert not data.exists()  # nothing copied
+
+
+@pytest.mark.parametrize("name", ["two-columns", "nan-flops"])
+def test_validate_kernels_names_a_malformed_committed_sweep_in_one_line(name, tmp_path, monkeypatch):
+    from validate import kernels_report
+
+    monkeypatch.setattr(kernels_report, "DATA", tmp_path)
+    table = _sweep(tmp_path / "fake1", name)
+    got = run_cli(["validate", "kernels"], timeout_s=30)
+    assert got.kind == "error" and str(table) in got.err and "fake1" in got.err, got

@@ -27,8 +27,10 @@ class Case(NamedTuple):
 
 
 def bad(flag: str, value: str, needle: str | None = None, *extra: str) -> Case:
-    """One flag set to a bad value (on a quick configuration); the line must name `needle` (the flag)."""
-    return Case(f"{flag.lstrip('-')}={value or 'empty'}", [*SHORT, *extra, flag, value], "error", needle or flag)
+    """One flag set to a bad value (on a quick configuration, without SHORT's own value of the flag:
+    an option given twice is refused for that alone); the line must name `needle` (the flag)."""
+    quick = [x for k, v in zip(SHORT[::2], SHORT[1::2]) if k != flag for x in (k, v)]
+    return Case(f"{flag.lstrip('-')}={value or 'empty'}", [*quick, *extra, flag, value], "error", needle or flag)
 
 
 CASES = [
@@ -61,6 +63,16 @@ CASES = [
     bad("--cp", "3", "--cp 3", "--cp-kind", "ulysses"),  # 32 heads do not split over 3 ranks
     bad("--ep", "4", "--ep 4", "--model", "mixtral-8x7b", "--tp", "2"),  # EP must divide TP
     bad("--format", "xml"), bad("--tpp", "2"),
+    # adversarial findings: an option given twice (B9); devices with no link between them (B2);
+    # a 16-bit GEMM on an int8-only NPU names the one flag that fixes it (C4)
+    Case("tp-given-twice", [*SHORT, "--tp", "1", "--tp", "2"], "error", "--tp: given twice"),
+    Case("dtype-given-twice", [*SHORT, "--dtype=bf16", "--dtype", "fp8"], "error", "--dtype: given twice"),
+    Case("no-link-tp", [*SHORT, "--hw", "m2-ultra", "--tp", "2"], "error", "--tp: needs a link between devices"),
+    Case("no-link-pp", [*SHORT, "--hw", "snapdragon-8gen3", "--compute-dtype", "int8", "--pp", "2"], "error",
+         "--pp: needs a link between devices, and snapdragon-8gen3"),
+    Case("no-link-cp", [*SHORT, "--hw", "epyc-9654", "--cp", "2"], "error", "--cp: needs a link"),
+    Case("no-link-local", [*SHORT, "--hw", "local", "--tp", "8"], "error", "--tp: needs a link"),
+    Case("npu-16-bit-gemm", [*SHORT, "--hw", "snapdragon-8gen3"], "error", "give --compute-dtype int8 (the weights stay"),
     # answers that fit
     Case("default-short", SHORT, "ok"),
     Case("tp2-pp2", [*SHORT, "--model", "llama-3.1-70b", "--hw", "h100-sxm", "--tp", "2", "--pp", "2"], "ok"),
@@ -75,6 +87,8 @@ CASES = [
     Case("one-output-token", ["--input-len", "2048", "--output-len", "1"], "ok"),
     Case("wide-batch", ["--input-len", "64", "--output-len", "4", "--batch", "1000", "--tp", "8"], "ok"),
     Case("long-output", ["--input-len", "128", "--output-len", "5000"], "ok"),
+    Case("pcie-only-tp2", [*SHORT, "--hw", "a10g", "--tp", "2"], "ok"),  # a host link carries it
+    Case("npu-int8-gemm", [*SHORT, "--hw", "snapdragon-8gen3", "--compute-dtype", "int8"], "ok"),
     Case("imbalance-at-ep", [*SHORT, "--model", "mixtral-8x7b", "--hw", "h200-sxm", "--tp", "2", "--ep", "2",
                              "--ep-imbalance", "2"], "ok"),
     # answers that do not fit: null times and advice
@@ -122,6 +136,9 @@ def _check_fit(d: dict) -> None:
     assert all(math.isfinite(x) for x in (ttft, tpot, e2e, d["throughput_tok_s"]))
     assert ttft > 0 and tpot >= 0 and (tpot > 0) == (d["output_len"] > 1)
     assert e2e == pytest.approx(ttft + (d["output_len"] - 1) * tpot, rel=1e-9)
+    assert isinstance(d["memory_capacity_bytes"], int) and d["memory_capacity_bytes"] > 0  # whole bytes
+    if d["usd_per_hour"] is not None:  # one output token comes out of the prefill: no output price, not $0
+        assert (d["usd_per_mtok_output"] is None) == (d["output_len"] == 1), d["usd_per_mtok_output"]
     assert d["throughput_tok_s"] == pytest.approx(d["batch"] * d["output_len"] / e2e, rel=1e-9)
 
 

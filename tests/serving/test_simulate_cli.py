@@ -64,7 +64,7 @@ def test_bad_new_flags_are_one_line_errors(capsys):
 
 def _config(argv):
     from simulator.serving.cli import scenario_with_flags
-    from simulator.serving.scenario import run_config
+    from simulator.serving.shapes import run_config
 
     sc, _ = scenario_with_flags(argv[0] if argv else None, dict(argv[1:]) if argv else {})
     return run_config(sc, sc.num_requests)

@@ -1,0 +1,155 @@
+"""A scenario's deployment checked against its model and hardware before a run, so that each error
+names where its value came from: the file's key (`deployment.tp`,
+`deployment.disaggregation.prefill_hw`) or the flag the user gave (`--tp`, `--prefill-tp`),
+never a flag nobody typed.
+
+Per pool (one co-located, or prefill and decode): the model and hardware exist, the layout splits
+the model (phases.check_layout), the weights leave room for KV (else the smallest TP degree that
+does), an offload tier exists on the hardware and holds between one KV block and the tier's
+capacity in the hardware spec, and swap space is within the host memory the spec states.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from ..catalog import load_hardware, load_model_spec
+from ..errors import InfercastError, bad_input
+from ..human import size
+from ..memory import kv_bytes_per_token
+from ..phases import Layout, check_layout
+from ..precision import resolve_precision
+from ..step import device
+from ..units import format_quantity
+from .pools import kv_blocks
+from .scenario import Deployment, Origin
+
+MAX_TP_ADVICE = 64  # the largest TP degree "does not fit" advice considers
+# the head of an error written for flags: "--tp 3: ...", "--cp 4 with --cp-kind ulysses: ...", "--dtype: ..."
+FLAG_HEAD = re.compile(r"--([a-z-]+)(?: [^:]*?)?(?: with --cp-kind ulysses)?: (.*)")
+
+
+class PoolKeys(NamedTuple):
+    """The scenario keys one pool's values come from."""
+
+    role: str
+    hw: str
+    tp: str
+    pp: str
+    cp: str
+
+
+def pool_keys(dep: Deployment, role: str) -> PoolKeys:
+    """Keys of a pool: a disaggregated pool's own key (`disaggregation.prefill_tp`) when set, else
+    the deployment's."""
+    dis = dep.disaggregation
+
+    def key(name: str) -> str:
+        own = f"{role}_{name}"
+        if dis is not None and getattr(dis, own, None) is not None:
+            return f"deployment.disaggregation.{own}"
+        return f"deployment.{name}"
+
+    return PoolKeys(role, key("hw"), key("tp"), key("pp"), key("cp"))
+
+
+def check_pools(dep: Deployment, origin: Origin) -> None:
+    """Every pool of the deployment fits its model and hardware (module docstring)."""
+    from .shapes import pool_shapes
+
+    model = load_model_spec(dep.model, origin.where("deployment.model"))
+    for shape in pool_shapes(dep):
+        keys = pool_keys(dep, shape.role)
+        spec = load_hardware(shape.hw, origin.where(keys.hw))
+        layout = Layout(shape.tp, shape.pp, shape.cp, dep.ep, dep.ep_imbalance, dep.cp_kind)
+        values = {"tp": (keys.tp, shape.tp), "pp": (keys.pp, shape.pp), "cp": (keys.cp, shape.cp),
+                  "ep": ("deployment.ep", dep.ep), "cp-kind": ("deployment.cp_kind", dep.cp_kind),
+                  "ep-imbalance": ("deployment.ep_imbalance", dep.ep_imbalance),
+                  "dtype": ("deployment.dtype", dep.dtype), "kv-dtype": ("deployment.kv_dtype", dep.kv_dtype)}
+        with _named(values, origin):
+            check_layout(model, layout)
+            prec = resolve_precision(spec, dep.dtype, dep.kv_dtype)
+        dev = device(shape.hw)
+        _check_fit(dep, model, dev, layout, prec, keys, origin)
+        per_block = kv_bytes_per_token(model, layout, prec) * dep.block_size
+        _check_offload(dep, spec, per_block, origin)
+        _check_swap(dep, spec, origin)
+
+
+class _named:
+    """A context that re-raises an error written for flags ('--tp 3: ...') under the key or flag
+    that really set the value: `values` maps the flag's name to (key, value)."""
+
+    def __init__(self, values: dict, origin: Origin):
+        self.values, self.origin = values, origin
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if not isinstance(exc, InfercastError):
+            return False
+        m = FLAG_HEAD.fullmatch(str(exc))
+        if m is None or m[1] not in self.values:
+            return False
+        key, value = self.values[m[1]]
+        rest = re.sub(r"--([a-z]+)\b", r"\1", m[2])  # "must divide --tp (4)" -> "must divide tp (4)"
+        if m[1] == "cp" and "ulysses" in str(exc).split(":")[0]:
+            rest = "with cp_kind ulysses, " + rest
+        raise bad_input(self.origin.where(key), rest, value) from None
+
+
+def _check_fit(dep: Deployment, model, dev, layout: Layout, prec, keys: PoolKeys, origin: Origin) -> None:
+    """The weights leave room for at least one KV block; else name the smallest TP that does."""
+    try:
+        kv_blocks(dep, model, dev, layout, prec)
+        return
+    except InfercastError:
+        pass
+    fits = None
+    for tp in range(layout.tp + 1, MAX_TP_ADVICE + 1):
+        wider = Layout(tp, layout.pp, layout.cp, layout.ep, layout.ep_imbalance, layout.cp_kind)
+        try:
+            check_layout(model, wider)
+            kv_blocks(dep, model, dev, wider, prec)
+        except InfercastError:
+            continue
+        fits = tp
+        break
+    tp_key = "tp" if keys.role == "both" else f"{keys.role}_tp"  # the key that sizes this pool alone
+    advice = f"fits from {tp_key} {fits}" if fits else f"no TP degree up to {MAX_TP_ADVICE} fits: add pipeline stages"
+    pool = "" if keys.role == "both" else f"the {keys.role} pool's "
+    own_hw = keys.hw.startswith("deployment.disaggregation.")
+    where = origin.where(*((keys.hw, keys.tp) if own_hw else (keys.tp, keys.hw)), "deployment.model", "deployment.dtype")
+    raise bad_input(where, f"does not fit: {pool}{model.id} {dep.dtype} on {dev.spec.id} {layout.name()} leaves no "
+                           f"memory for the KV cache; {advice}")
+
+
+def _check_offload(dep: Deployment, spec, per_block: float, origin: Origin) -> None:
+    """An offload tier the hardware has, holding at least one KV block and at most the tier's capacity."""
+    off = dep.kv_offload
+    if off is None:
+        return
+    tier = getattr(spec.memory, off.tier, None)
+    if tier is None:
+        raise bad_input(origin.where("deployment.kv_offload.tier"),
+                        f"{spec.id} has no '{off.tier}' memory tier in its hardware spec", off.tier)
+    where = origin.where("deployment.kv_offload.capacity")
+    if off.capacity < per_block:
+        raise bad_input(where, f"holds no KV block: one block of {dep.block_size} tokens takes {size(per_block)} per "
+                               f"device; give at least that", format_quantity(off.capacity, "bytes"))
+    if off.capacity > tier.capacity:
+        raise bad_input(where, f"is more than {spec.id}'s {off.tier} tier holds per device "
+                               f"({size(tier.capacity)}, its hardware spec)", format_quantity(off.capacity, "bytes"))
+
+
+def _check_swap(dep: Deployment, spec, origin: Origin) -> None:
+    """Swap space within the host memory the hardware spec states per device."""
+    host = spec.memory.host
+    gib = dep.swap_space_gib
+    explicit = "swap_space_gib" in dep.model_fields_set  # the default is capped at the host's memory (pools.py)
+    if explicit and dep.preemption == "swap" and host is not None and gib * 2**30 > host.capacity:
+        raise bad_input(origin.where("deployment.swap_space_gib"),
+                        f"is more than {spec.id}'s host memory per device ({size(host.capacity)}, its hardware "
+                        f"spec): give at most {host.capacity / 2**30:,.0f}", gib)
