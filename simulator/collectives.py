@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from .calibration import CollectiveCal
-from .errors import InfercastError, bad_input
+from .errors import InfercastError
 from .hwspec import HardwareSpec
 
 TRAFFIC = {
@@ -81,8 +81,9 @@ def check_links(spec: HardwareSpec, layout) -> None:
     if layout.devices <= 1 or has_links(spec):
         return
     flag, degree = next((f, d) for f, d in (("--tp", layout.tp), ("--pp", layout.pp), ("--cp", layout.cp)) if d > 1)
-    raise bad_input(flag, f"needs a link between devices, and {spec.id}'s hwspec has none (no `links:` block: "
-                          "scaleup, scaleout or host); use one device, or add the link to a copy of the spec", degree)
+    raise InfercastError(f"{flag} {degree}: needs a link between devices, and {spec.id}'s hwspec has none (no "
+                         "`links:` block: scaleup, scaleout or host); use one device, or add the link to a copy of "
+                         "the spec")
 
 
 def _min(a, b):

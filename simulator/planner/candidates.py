@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from ..catalog import load_model_spec
+from ..collectives import has_links
 from ..errors import InfercastError
 from ..fit_advice import tensor_parallel_limit
 from ..phases import Layout, check_layout
@@ -48,8 +49,8 @@ def layouts(spec: PlanSpec, model, hw_spec) -> list[Layout]:
     dom = tensor_parallel_limit(hw_spec)
     for tp, pp, cp in itertools.product(sorted(set(lim.tp)), sorted(set(lim.pp)), sorted(set(lim.cp))):
         lay = Layout(tp, pp, cp)
-        if lay.devices > lim.max_devices or tp > dom:
-            continue
+        if lay.devices > lim.max_devices or tp > dom or (lay.devices > 1 and not has_links(hw_spec)):
+            continue  # a device whose spec has no link runs alone (collectives.check_links)
         try:
             check_layout(model, lay)
         except InfercastError:

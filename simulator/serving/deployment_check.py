@@ -18,6 +18,7 @@ from ..catalog import load_hardware, load_model_spec
 from ..errors import InfercastError, bad_input
 from ..human import size
 from ..memory import kv_bytes_per_token
+from ..collectives import check_links
 from ..phases import Layout, check_layout
 from ..precision import resolve_precision
 from ..step import device
@@ -69,6 +70,7 @@ def check_pools(dep: Deployment, origin: Origin) -> None:
                   "dtype": ("deployment.dtype", dep.dtype), "kv-dtype": ("deployment.kv_dtype", dep.kv_dtype)}
         with _named(values, origin):
             check_layout(model, layout)
+            check_links(spec, layout)
             prec = resolve_precision(spec, dep.dtype, dep.kv_dtype)
         dev = device(shape.hw)
         _check_fit(dep, model, dev, layout, prec, keys, origin)

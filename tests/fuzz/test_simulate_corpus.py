@@ -216,6 +216,8 @@ CASES = [
          "max_batched_tokens"),
     key("link-one-byte-per-s", "deployment.disaggregation.link_bandwidth", "1 B/s", base="disaggregated-chat"),
     key("link-bare-number", "deployment.disaggregation.link_bandwidth", 5, base="disaggregated-chat"),
+    key("no-link-from-the-file", "deployment.tp", 2, deployment__hw="m2-ultra", needle="needs a link between devices"),
+    flag("no-link-tp", ["--hw", "m2-ultra", "--tp", "2", "--num-requests", "3"], "--tp: needs a link"),
     key("tp-from-the-file", "deployment.tp", 3), key("pp-past-the-layers", "deployment.pp", 64),
     key("ep-of-a-dense-model", "deployment.ep", 2), key("model-unknown", "deployment.model", "nope"),
     key("decode-hw-unknown", "deployment.disaggregation.decode_hw", "nonexist", base="disaggregated-chat"),

@@ -67,11 +67,11 @@ CASES = [
     # a 16-bit GEMM on an int8-only NPU names the one flag that fixes it (C4)
     Case("tp-given-twice", [*SHORT, "--tp", "1", "--tp", "2"], "error", "--tp: given twice"),
     Case("dtype-given-twice", [*SHORT, "--dtype=bf16", "--dtype", "fp8"], "error", "--dtype: given twice"),
-    Case("no-link-tp", [*SHORT, "--hw", "m2-ultra", "--tp", "2"], "error", "--tp: needs a link between devices"),
+    Case("no-link-tp", [*SHORT, "--hw", "m2-ultra", "--tp", "2"], "error", "--tp 2: needs a link between devices"),
     Case("no-link-pp", [*SHORT, "--hw", "snapdragon-8gen3", "--compute-dtype", "int8", "--pp", "2"], "error",
-         "--pp: needs a link between devices, and snapdragon-8gen3"),
-    Case("no-link-cp", [*SHORT, "--hw", "epyc-9654", "--cp", "2"], "error", "--cp: needs a link"),
-    Case("no-link-local", [*SHORT, "--hw", "local", "--tp", "8"], "error", "--tp: needs a link"),
+         "--pp 2: needs a link between devices, and snapdragon-8gen3"),
+    Case("no-link-cp", [*SHORT, "--hw", "epyc-9654", "--cp", "2"], "error", "--cp 2: needs a link"),
+    Case("no-link-local", [*SHORT, "--hw", "local", "--tp", "8"], "error", "--tp 8: needs a link"),
     Case("npu-16-bit-gemm", [*SHORT, "--hw", "snapdragon-8gen3"], "error", "give --compute-dtype int8 (the weights stay"),
     # answers that fit
     Case("default-short", SHORT, "ok"),

@@ -72,3 +72,17 @@ def test_a_class_of_tiny_demand_gets_a_whole_replica():
     res = solve([both, pre, dec], {"chat": 1e-9}, {}, disaggregation=True, gap=0.0)
     assert res.objective == 8.0
     assert sorted((p.candidate.name, p.replicas) for p in res.picks) == [("dec", 1), ("pre", 1)]
+
+
+def test_hardware_without_links_gets_single_device_layouts_only():
+    """epyc-9654's spec has no `links:` block: a plan may only run it one device per replica, even at a
+    rate and SLOs that a TP layout would serve more cheaply per request (collectives.check_links)."""
+    from simulator.catalog import load_hardware, load_model_spec
+    from simulator.planner.candidates import layouts
+    from simulator.planner.spec import PlanSpec
+
+    spec = PlanSpec(name="t", model="llama-3.1-8b", inventory=[{"hw": "epyc-9654", "count": 8}],
+                    classes=[{"name": "a", "rate": 0.5, "input_len": 512, "output_len": 32, "ttft_s": 60, "tpot_s": 5}])
+    found = layouts(spec, load_model_spec("llama-3.1-8b"), load_hardware("epyc-9654"))
+    assert found and all(lay.devices == 1 for lay in found)
+    assert any(lay.devices > 1 for lay in layouts(spec, load_model_spec("llama-3.1-8b"), load_hardware("h100-sxm")))
