@@ -18,6 +18,8 @@ def plain_number(value: object) -> float | None:
     """`value` as a finite float: an int or float (not a boolean), or a string in exponent form
     (EXPONENT_FORM: what a YAML 1.2 writer means by `1e3`); None for anything else, for inf and
     NaN, and for an integer too large for a float."""
+    if type(value) is float:  # the common case first: a what-if checks its flags on every call
+        return value if math.isfinite(value) else None
     if isinstance(value, str) and EXPONENT_FORM.fullmatch(value.strip()):
         value = float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -31,7 +33,7 @@ def plain_number(value: object) -> float | None:
 
 def whole_number(value: object, where: str, low: int = 1, high: int | None = None, why_high: str = "") -> int:
     """`value` as an int in [low, high]; booleans and fractions are refused."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    ok = type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         ok, value = True, int(value)
     if not ok:
