@@ -37,6 +37,14 @@ def pool_shapes(dep: Deployment) -> list[PoolShape]:
                       getattr(dis, f"{role}_replicas")) for role in ("prefill", "decode")]
 
 
+def _precision(hw: str, dep: Deployment) -> dict:
+    """The dtypes a pool runs in, resolved as the simulation resolves them (KV as the weights unless
+    given; GEMMs in fp8/int8 where the weights are and the device has the rate)."""
+    from ..catalog import load_hardware
+    from ..precision import resolve_precision
+
+    prec = resolve_precision(load_hardware(hw), dep.dtype, dep.kv_dtype)
+    return {"kv_dtype": prec.kv, "compute_dtype": prec.compute}
 
 
 def run_config(sc: Scenario, requests: int) -> dict:
@@ -47,7 +55,8 @@ def run_config(sc: Scenario, requests: int) -> dict:
 
     dep, a = sc.deployment, sc.arrival
     pools = [{"role": p.role, "hw": p.hw, "layout": p.layout, "tp": p.tp, "pp": p.pp, "cp": p.cp, "ep": p.ep,
-              "replicas": p.replicas, "devices": p.devices, "calibrated": bool(device(p.hw).calibrated)}
+              "replicas": p.replicas, "devices": p.devices, **_precision(p.hw, dep),
+              "calibrated": bool(device(p.hw).calibrated)}
              for p in pool_shapes(dep)]
     if sc.trace is not None:
         arrival = {"process": "trace", "trace": sc.trace.path, "trace_format": sc.trace.format}
@@ -56,7 +65,7 @@ def run_config(sc: Scenario, requests: int) -> dict:
                    "users": a.users, "think_time_s": a.think_time_s}
     dis, off = dep.disaggregation, dep.kv_offload
     return {
-        "scenario": sc.name, "model": dep.model, "dtype": dep.dtype, "kv_dtype": dep.kv_dtype, "pools": pools,
+        "scenario": sc.name, "model": dep.model, "dtype": dep.dtype, "kv_dtype": pools[0]["kv_dtype"], "pools": pools,
         "replicas": sum(p["replicas"] for p in pools), "devices": sum(p["devices"] for p in pools),
         "disaggregation": None if dis is None else {
             "prefill_replicas": dis.prefill_replicas, "decode_replicas": dis.decode_replicas,

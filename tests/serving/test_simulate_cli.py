@@ -83,7 +83,8 @@ def test_json_says_what_was_simulated(capsys):
     assert run(["simulate", "rag-long-document", "--num-requests", "20", "--no-progress", "--format", "json"]) == 0
     c = json.loads(capsys.readouterr().out)["config"]
     assert c["pools"] == [{"role": "both", "hw": "h200-sxm", "layout": "TP1", "tp": 1, "pp": 1, "cp": 1, "ep": 1,
-                           "replicas": 4, "devices": 4, "calibrated": c["calibrated"]}]
+                           "replicas": 4, "devices": 4, "kv_dtype": "bf16", "compute_dtype": "bf16",
+                           "calibrated": c["calibrated"]}]
     assert c["arrival"] == {"process": "gamma", "rate": 0.5, "cv": 2.0, "users": None, "think_time_s": 0.0}
     assert (c["requests"], c["seed"], c["max_batched_tokens"], c["router"]) == (20, 0, 16384, "least_outstanding")
     assert isinstance(c["calibrated"], bool) and c["infercast_version"]
