@@ -35,7 +35,7 @@ def whatif(
     tp: int = typer.Option(1, help=f"Tensor-parallel degree (1 to {MAX_DEGREE:,}; devices tp x pp x cp up to {MAX_DEVICES:,})."),
     pp: int = typer.Option(1, help=f"Pipeline-parallel stages (1 to {MAX_DEGREE:,})."),
     cp: int = typer.Option(1, help=f"Context-parallel degree (ring attention prefill, KV sharded for decode; 1 to {MAX_DEGREE:,})."),
-    cp_kind: str = typer.Option("ring", help="Context parallelism: ring (K/V passed under attention) or ulysses (all-to-all)."),
+    cp_kind: Optional[str] = typer.Option(None, help="Context parallelism: ring (K/V passed under attention) or ulysses (all-to-all), with --cp above 1 [ring]."),
     ep: int = typer.Option(1, help="Expert-parallel degree inside the TP group (MoE models; divides --tp)."),
     ep_imbalance: float = typer.Option(1.0, help="Busiest expert-parallel rank's token load over the mean (1 to --ep)."),
     batch: int = typer.Option(1, help=f"Concurrent requests in the static batch (1 to {MAX_BATCH:,})."),
@@ -51,7 +51,9 @@ def whatif(
     from .closed_form import whatif as run
     from .whatif_output import emit
 
-    res = run(model=model, hw=hw, tp=tp, pp=pp, cp=cp, ep=ep, ep_imbalance=ep_imbalance, cp_kind=cp_kind, batch=batch, input_len=input_len, output_len=output_len,
+    if cp_kind is not None and cp == 1:
+        raise InfercastError(f"--cp-kind {cp_kind}: context parallelism needs --cp above 1 (got --cp 1)")
+    res = run(model=model, hw=hw, tp=tp, pp=pp, cp=cp, ep=ep, ep_imbalance=ep_imbalance, cp_kind=cp_kind or "ring", batch=batch, input_len=input_len, output_len=output_len,
               dtype=dtype, kv_dtype=kv_dtype, compute_dtype=compute_dtype)
     emit(res, format.value, breakdown)
 

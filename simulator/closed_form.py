@@ -125,6 +125,9 @@ def check_flags(tp: int, pp: int, cp: int, ep: int, ep_imbalance: float, cp_kind
     tokens = " (the ceiling on tokens in one request)"
     input_len = whole_number(input_len, "--input-len", 1, MAX_TOKENS, tokens)
     output_len = whole_number(output_len, "--output-len", 1, MAX_TOKENS, tokens)
+    if cp > input_len:
+        raise bad_input("--cp", f"must be <= --input-len ({count(input_len)}): context parallelism gives each rank "
+                                "at least one prompt token", cp)
     imbalance = finite_number(ep_imbalance, "--ep-imbalance", low=1.0, low_inclusive=True)
     if imbalance > ep:
         raise bad_input("--ep-imbalance", f"must be <= --ep ({ep}): the busiest rank gets at most all the tokens",

@@ -47,7 +47,7 @@ def e2e(
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue the folder's last run: keep the points its raw timings hold from this "
                                      "machine, measure the rest, redo every prediction (with the current calibration)."),
-    models: str = typer.Option("", "--models", help="Comma-separated sizes: tiny, 100m, 300m, 1b (default: 100m,300m)."),
+    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated sizes: tiny, 100m, 300m, 1b (default: 100m,300m)."),
     dtype: str = typer.Option("fp32", "--dtype", help="fp32 or bf16."),
     threads: int = typer.Option(0, "--threads", help="torch threads, 1 up to the cores this process may use "
                                                      "(0: all of them)."),
@@ -80,12 +80,15 @@ def e2e(
         print(f"report: {png} and {md}")
 
 
-def _sizes(models: str) -> list[str]:
-    """--models as a list: empty for the default, else each size once (',' alone names none)."""
+def _sizes(models: str | None) -> list[str]:
+    """--models as a list: empty when not given (the default), else each size once (an empty
+    value, ',' or ' ' names none and is refused)."""
     from simulator.errors import bad_input
 
+    if models is None:
+        return []
     sizes = [m.strip() for m in models.split(",") if m.strip()]
-    if models and not sizes:  # given, yet naming none ("," or " ")
+    if not sizes:  # given, yet naming none ("", "," or " ")
         raise bad_input("--models", "must name sizes, comma-separated (tiny, 100m, 300m, 1b)", models)
     twice = next((m for m in sizes if sizes.count(m) > 1), None)
     if twice is not None:

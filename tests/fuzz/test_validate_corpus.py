@@ -158,6 +158,7 @@ CASES = [
     Case("e2e-home-checkout-root", _e2e(), "error", "$INFERCAST_HOME", home=lambda t: str(PACKAGE.parent)),
     Case("e2e-models-comma", ["validate", "e2e", "--quick", "--no-report", "--models", ","], "error", "--models"),
     Case("e2e-models-blank", ["validate", "e2e", "--quick", "--no-report", "--models", " "], "error", "--models"),
+    Case("e2e-models-empty", ["validate", "e2e", "--quick", "--no-report", "--models", ""], "error", "--models"),
     Case("e2e-models-twice", ["validate", "e2e", "--quick", "--no-report", "--models", "tiny,tiny"], "error",
          "--models"),
     Case("e2e-option-twice", _e2e("--threads", "1", "--threads", "1"), "error", "--threads"),

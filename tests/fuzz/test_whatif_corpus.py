@@ -67,6 +67,9 @@ CASES = [
     # a 16-bit GEMM on an int8-only NPU names the one flag that fixes it (C4)
     Case("tp-given-twice", [*SHORT, "--tp", "1", "--tp", "2"], "error", "--tp: given twice"),
     Case("dtype-given-twice", [*SHORT, "--dtype=bf16", "--dtype", "fp8"], "error", "--dtype: given twice"),
+    Case("cp-over-the-prompt", ["--cp", "8", "--input-len", "4", "--output-len", "2", "--hw", "h100-sxm"], "error",
+         "--cp: must be <= --input-len (4)"),
+    Case("cp-kind-without-cp", [*SHORT, "--cp-kind", "ulysses"], "error", "--cp-kind ulysses: context parallelism needs"),
     Case("no-link-tp", [*SHORT, "--hw", "m2-ultra", "--tp", "2"], "error", "--tp 2: needs a link between devices"),
     Case("no-link-pp", [*SHORT, "--hw", "snapdragon-8gen3", "--compute-dtype", "int8", "--pp", "2"], "error",
          "--pp 2: needs a link between devices, and snapdragon-8gen3"),
