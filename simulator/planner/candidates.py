@@ -61,16 +61,29 @@ def layouts(spec: PlanSpec, model, hw_spec) -> list[Layout]:
 
 def _prices(spec: PlanSpec, stock: Stock, hw_spec) -> tuple[float, float]:
     """($/hour, watts) per device: the stock's hourly price; else owned hardware, its purchase price
-    over the amortisation years plus electricity at TDP; else the spec's cloud price."""
+    over the amortisation years plus electricity at TDP; else the spec's cloud price. A price or a
+    power the device lacks counts 0 here: spec.check_price_and_power refused it where the objective
+    (or purchase_usd) needs it, and the plan's total is then reported as null (unknown_costs)."""
     power = stock.power_w or (hw_spec.power.tdp if hw_spec.power else 0.0)
     usd = stock.usd_per_hour
     if usd is None and stock.purchase_usd is not None:
         usd = stock.purchase_usd / (spec.amortization_years * 8760.0) + power / 1000.0 * spec.usd_per_kwh
-    if usd is None:
-        usd = hw_spec.price.cloud_usd_per_hour if hw_spec.price else None
-    if usd is None:
-        raise InfercastError(f"inventory: {stock.hw} has no price in its spec; give usd_per_hour or purchase_usd")
-    return float(usd), float(power)
+    if usd is None and hw_spec.price:
+        usd = hw_spec.price.cloud_usd_per_hour
+    return float(usd or 0.0), float(power)
+
+
+def unknown_costs(spec: PlanSpec) -> dict[str, list[str]]:
+    """"usd" and "power": the inventory's hardware types without a price (resp. a power) of their own
+    or in their hwspec: a plan using one has no known total of that kind."""
+    out: dict[str, list[str]] = {"usd": [], "power": []}
+    for stock in spec.inventory:
+        hw = device(stock.hw).spec
+        if stock.usd_per_hour is None and stock.purchase_usd is None and not (hw.price and hw.price.cloud_usd_per_hour):
+            out["usd"].append(hw.id)
+        if stock.power_w is None and not hw.power:
+            out["power"].append(hw.id)
+    return out
 
 
 def score(spec: PlanSpec) -> list[Scored]:

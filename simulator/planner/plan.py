@@ -6,9 +6,13 @@ the plan on its own (classes never share replicas): its class's traffic (Poisson
 pool is sized for, the class's length distributions) through its replicas, and counts the share of
 requests within the SLOs after a warm-up (the first 10% of arrivals). A disaggregated prefill
 (decode) pool is simulated with an ample decode (prefill) pool and judged on TTFT (TPOT) alone. A pool below the plan's
-attainment has that candidate's capacity for that class cut by the measured shortfall (SLO over
-the attained quantile, clipped to 0.5 - 0.9) and the MIP solves again; rounds stop when every class
-attains, or after `check.rounds` rounds (the plan is then returned with what it attains)."""
+attainment has that candidate's capacity for that class cut to the measured shortfall (SLO over
+the attained quantile, clipped to 0.5 - 0.9) times the lower of its capacity and the rate each
+replica was given in the check (which it missed at, so the next solve must add a replica or pick
+another candidate) and the MIP solves again; rounds stop when every class attains, or after
+`check.rounds` rounds. A plan still short of the target is returned with what it attains and
+`slo_met` False (the CLI still exits 0: it is an answer, labelled); where a tightened solve finds
+no plan within the inventory, the last plan found is returned, and `slo_note` says so."""
 
 from __future__ import annotations
 
@@ -59,16 +63,25 @@ class PlanResult:
     solver: str
     candidates: int
     layouts: dict[str, object] = field(default_factory=dict)  # candidate name -> Layout
+    checks: list[PoolCheck] = field(default_factory=list)  # the simulated check of the plan returned
+    slo_note: str = ""  # why the plan returned is not the last round's (a tightened solve found none)
 
     @property
     def ok(self) -> bool:
         return self.status in ("optimal", "feasible")
 
+    @property
+    def slo_met(self) -> bool | None:
+        """Every pool of the plan attains the target in the simulator; None when not simulated."""
+        if not self.checks:
+            return None
+        return all(c.attainment >= self.spec.attainment for c in self.checks)
+
     def slo_attainment(self) -> dict[str, float]:
         """Per class: the simulated share within both SLOs (the lowest over its pools); NaN unchecked."""
         out = {c.name: float("nan") for c in self.spec.classes}
-        if self.rounds and self.rounds[-1].checks:
-            for chk in self.rounds[-1].checks:
+        if self.checks:
+            for chk in self.checks:
                 v = out[chk.klass]
                 out[chk.klass] = chk.attainment if np.isnan(v) else min(v, chk.attainment)
         return out
@@ -81,7 +94,7 @@ def plan(spec: PlanSpec, progress=None) -> PlanResult:
     demand = {c.name: c.rate for c in spec.classes}
     inventory = {s.hw: s.count for s in spec.inventory}
     cands = [s.candidate for s in scored]
-    rounds, solve_s, res = [], 0.0, None
+    rounds, solve_s, res, last = [], 0.0, None, None  # last: the last plan found, with its checks
     for r in range(spec.check.rounds + 1):
         res = _solve(spec, cands, demand, inventory)
         solve_s += res.solve_time_s
@@ -89,17 +102,24 @@ def plan(spec: PlanSpec, progress=None) -> PlanResult:
         rounds.append(rnd)
         if res.status not in ("optimal", "feasible"):
             break
+        last = (res, rnd.checks)
         if spec.check.rounds == 0:
             break
         if progress is not None:
             progress(f"round {r}: simulating {len(res.picks)} pools")
         rnd.checks = [check_pool(spec, by_name, k, picks) for k, picks in _pools(res.picks)]
+        last = (res, rnd.checks)
         if r == spec.check.rounds or all(c.attainment >= spec.attainment for c in rnd.checks):
             break
         cands = _tighten(spec, cands, rnd)
+    note = ""
+    if last is not None and last[0] is not res:
+        note = (f"round {len(rounds) - 1} found no plan ({res.status}: {'; '.join(res.binding)}) once the missing "
+                f"pools were tightened; shown: round {len(rounds) - 2}'s plan")
+        res = last[0]
     binding = list(res.binding) + (_unservable_detail(spec, scored, res.binding) if not res.picks else [])
     return PlanResult(spec, res.status, binding, res.picks, rounds, solve_s, time.perf_counter() - t0, res.solver,
-                      len(scored), {n: s.layout for n, s in by_name.items()})
+                      len(scored), {n: s.layout for n, s in by_name.items()}, last[1] if last else [], note)
 
 
 def _solve(spec: PlanSpec, cands, demand, inventory) -> MipResult:
@@ -175,8 +195,9 @@ def check_pool(spec: PlanSpec, by_name: dict[str, Scored], klass: str, picks: li
 
 
 def _tighten(spec: PlanSpec, cands, rnd: Round):
-    """Cut the capacity of each missing pool's candidates for its class by the measured shortfall."""
-    cut: dict[tuple[str, str], float] = {}
+    """Cut each missing pool's candidate's capacity for its class to the shortfall factor times the
+    lower of its capacity and the rate per replica the check gave it (module doc)."""
+    cut: dict[tuple[str, str], float] = {}  # (candidate, class) -> its new capacity, req/s per replica
     for chk in rnd.checks:
         if chk.attainment >= spec.attainment:
             continue
@@ -185,14 +206,16 @@ def _tighten(spec: PlanSpec, cands, rnd: Round):
         f_tpot = cls.tpot_s / chk.tpot_q_s if chk.tpot_q_s > 0 else 1.0
         p = chk.picks[0]  # the pick the check tested
         role = p.candidate.role
-        f = min(f_ttft, f_tpot) if role == "both" else (f_ttft if role == "prefill" else f_tpot)
+        f = float(np.clip(min(f_ttft, f_tpot) if role == "both" else (f_ttft if role == "prefill" else f_tpot),
+                          0.5, 0.9))
         key = (p.candidate.name, chk.klass)
-        cut[key] = min(cut.get(key, 1.0), float(np.clip(f, 0.5, 0.9)))
+        tested = min(p.candidate.cap(chk.klass), p.rate_rps / p.replicas)
+        cut[key] = min(cut.get(key, tested * f), tested * f)
     out = []
     for c in cands:
-        caps = {k: v * cut.get((c.name, k), 1.0) for k, v in c.capacity_rps.items()}
+        caps = {k: cut.get((c.name, k), v) for k, v in c.capacity_rps.items()}
         out.append(replace(c, capacity_rps=caps) if caps != c.capacity_rps else c)
-    rnd.tightened = [f"{n} / {k} x{f:.2f}" for (n, k), f in sorted(cut.items())]
+    rnd.tightened = [f"{n} / {k} to {v:.3g} req/s per replica" for (n, k), v in sorted(cut.items())]
     return out
 
 

@@ -24,7 +24,9 @@ read whole; attainment below 1, since a queue's wait has no finite 100th percent
 max_batched_tokens, one KV block), and every hardware type and the model are looked up when the
 plan is loaded, so an unknown one is named with its key, as is a layout list none of whose degrees
 is valid for the model and the hardware (planner.layout_check), and a check that would simulate
-more than MAX_CHECK_STEPS engine steps per pool.
+more than MAX_CHECK_STEPS engine steps per pool. An inventory power_w is at least MIN_POWER_W (5 W);
+objective usd needs a price for every hardware type and objective power a power (power_w or the
+hwspec's TDP), named by their inventory key (check_price_and_power).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, field_validator
 
 from ..config_io import load_model
-from ..errors import bad_input
+from ..errors import InfercastError, bad_input
 from ..human import count
 from ..limits import MAX_BATCH, MAX_DEVICES, MAX_TOKENS
-from ..precision import KV_DTYPES, WEIGHT_DTYPES
+from ..precision import KV_DTYPES, WEIGHT_DTYPES, resolve_precision
 from ..quantity_types import STRICT, Label, Watts, finite_amount, whole_number
 from ..serving.scenario import (Degree, Origin, PositiveSeconds, Rate, Reference, Requests, Seed, finite, nullable,
                                 one_of)
@@ -48,6 +50,7 @@ MAX_ROUNDS = 100  # simulate-and-tighten rounds: each is a MIP solve and a simul
 MAX_SOLVE_S = 86_400.0  # a MIP time limit of a day is past any use
 MAX_CHECK_STEPS = 2_000_000  # engine steps of one pool's simulated check (the simulator runs ~30,000 a second)
 MIN_BATCHED_TOKENS = 16  # one KV block (the planner's block size): the smallest prompt chunk a step takes
+MIN_POWER_W = 5.0  # an inventory power_w below this is no accelerator's draw (a phone SoC's is above it)
 
 
 def _refusing(validator: BeforeValidator, allowed: str, also=lambda value: True) -> BeforeValidator:
@@ -93,6 +96,14 @@ class Stock(BaseModel):
     purchase_usd: Annotated[Optional[float], nullable(finite_amount(1e9, "price in $"))] = None  # per device: owned
     #                                                                            hardware, amortised (see PlanSpec)
     power_w: Optional[Watts] = None  # per device; default: the spec's TDP
+
+    @field_validator("power_w")
+    @classmethod
+    def _power_floor(cls, v):
+        if v is not None and v < MIN_POWER_W:
+            raise ValueError(f"must be at least {MIN_POWER_W:g} W per device (planner.spec.MIN_POWER_W: no "
+                             "accelerator draws less)")
+        return v
 
 
 class Layouts(BaseModel):
@@ -163,10 +174,39 @@ def check_references(spec: PlanSpec, origin: Origin) -> PlanSpec:
 
     load_model_spec(spec.model, origin.where("model"))
     for k, stock in enumerate(spec.inventory):
-        load_hardware(stock.hw, origin.where(f"inventory.{k}.hw"))
+        check_price_and_power(spec, k, load_hardware(stock.hw, origin.where(f"inventory.{k}.hw")), origin)
     check_layouts(spec, origin)
     check_simulation_size(spec, origin)
     return spec
+
+
+def check_price_and_power(spec: PlanSpec, k: int, hw, origin: Origin) -> None:
+    """inventory.k has what the plan needs of it: objective usd a price (usd_per_hour, purchase_usd or
+    the hwspec's cloud price); objective power, or a purchase_usd (electricity at TDP), a power
+    (power_w or the hwspec's power.tdp). Objective devices needs neither: the plan's $ and W are
+    then null where a device has none (planner.output)."""
+    stock = spec.inventory[k]
+    try:
+        resolve_precision(hw, spec.dtype, spec.kv_dtype)
+    except InfercastError:  # its text names --dtype and --compute-dtype, flags a plan does not have
+        raise bad_input(origin.where("dtype", f"inventory.{k}.hw"),
+                        f"{hw.id} (inventory.{k}) has no rate for {spec.dtype} weights' GEMMs nor for its 16-bit "
+                        f"dtype (has: {', '.join(hw.engine.peak)}): give a dtype it has, or drop inventory.{k}",
+                        spec.dtype) from None
+    owned = stock.usd_per_hour is None and stock.purchase_usd is not None
+    if stock.power_w is None and hw.power is None and (spec.objective == "power" or owned):
+        why = "objective power ranks plans by watts" if spec.objective == "power" else \
+            "purchase_usd adds electricity at TDP"
+        raise bad_input(origin.where(f"inventory.{k}.power_w", "objective"),
+                        f"{why}, and {stock.hw}'s hwspec has no power.tdp: give inventory.{k}.power_w (watts per "
+                        "device)" + ("" if owned else ", or use objective usd or devices"), f"hw: {stock.hw}")
+    priced = stock.usd_per_hour is not None or stock.purchase_usd is not None or \
+        (hw.price is not None and hw.price.cloud_usd_per_hour is not None)
+    if spec.objective == "usd" and not priced:
+        raise bad_input(origin.where(f"inventory.{k}", "objective"),
+                        f"objective usd ranks plans by price, and {stock.hw}'s hwspec has no cloud price: give "
+                        f"inventory.{k}.usd_per_hour ($ per device-hour) or inventory.{k}.purchase_usd, or use "
+                        "objective devices or power", f"hw: {stock.hw}")
 
 
 def check_simulation_size(spec: PlanSpec, origin: Origin) -> None:
