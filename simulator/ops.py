@@ -78,7 +78,9 @@ def _linear_ops(model: ModelSpec, phase: Phase, layout: Layout, prec: Precision)
             routed = T * moe.experts_per_token / layout.ep * layout.ep_imbalance
             # experts touched by T tokens under uniform top-k routing: E (1 - (1 - k/E)^T), E/ep of them here
             touched = moe.num_experts / layout.ep * (1.0 - (1.0 - moe.experts_per_token / moe.num_experts) ** T)
-            m_avg = max(1, round(routed / touched))
+            # no tokens of this phase in the step (a chunked step's absent decode or prefill part):
+            # no expert is touched, so the op moves no weights and does no math
+            m_avg = max(1, round(routed / touched)) if touched > 0 else 1
             op = gemm(lin.name, routed, k, n, lin.layers, prec, weight_copies=touched)
             ops.append(Op(op.name, op.kind, op.count, op.flops, op.bytes, op.dtype, (m_avg, n, k)))
         elif lin.name == "kv_b_proj" and isinstance(phase, Prefill):

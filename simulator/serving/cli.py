@@ -252,9 +252,18 @@ def _check_new_file(chrome_trace: str | None) -> None:
     before the run, so a bad path costs no simulation."""
     if chrome_trace is None:
         return
-    if not chrome_trace.strip():
+    if not chrome_trace.strip() or "\x00" in chrome_trace:
         raise bad_input("--chrome-trace", "needs the path of a new file, e.g. steps.json", chrome_trace)
+    if chrome_trace.strip() == "-":
+        raise bad_input("--chrome-trace", "write to a file path; '-' (stdout) is not supported", chrome_trace)
+    if chrome_trace.endswith(("/", os.sep)):
+        raise bad_input("--chrome-trace", "names a folder (it ends in a slash): give the path of a new file in it, "
+                                          "e.g. steps.json", chrome_trace)
     path = Path(chrome_trace)
+    pkg = _package_folder_holding(path)
+    if pkg is not None:
+        raise bad_input("--chrome-trace", f"lies inside infercast's own package folder {pkg}: write it elsewhere",
+                        chrome_trace)
     if os.path.lexists(path):  # also a link, dangling or not
         what = "a link" if path.is_symlink() else "a folder" if path.is_dir() else "a file"
         raise bad_input("--chrome-trace", f"already exists (as {what}), and infercast does not overwrite files: pick "
@@ -268,6 +277,22 @@ def _check_new_file(chrome_trace: str | None) -> None:
                         chrome_trace)
 
 
+PACKAGES = ("simulator", "validate", "kernels", "hwspecs", "workloads")  # pyproject's top-level packages
+
+
+def _package_folder_holding(path: Path) -> Path | None:
+    """The folder of one of infercast's packages (a checkout's, or site-packages') that `path` lies in."""
+    import importlib.util
+
+    full = path.resolve()
+    for name in PACKAGES:
+        spec = importlib.util.find_spec(name)
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            if Path(loc).resolve() in full.parents:
+                return Path(loc).resolve()
+    return None
+
+
 def _emit(res, sc, format: Format) -> None:
     from .metrics import requests_frame, summary
     from .shapes import run_config
@@ -275,7 +300,7 @@ def _emit(res, sc, format: Format) -> None:
     if format is Format.csv:
         print(requests_frame(res).to_csv(index=False), end="")
         return
-    s = summary(res, sc.slo.ttft_s, sc.slo.tpot_s)
+    s = {**summary(res, sc.slo.ttft_s, sc.slo.tpot_s), "notes": run_notes(res, sc)}
     config = run_config(sc, res.requested)
     if format is Format.json:
         from .. import strict_json
@@ -296,6 +321,22 @@ def _emit(res, sc, format: Format) -> None:
         console().print(f"[bold red]{overload_line(s)}[/]")
 
 
+def run_notes(res, sc) -> list[str]:
+    """What the figures rest on that a reader should know: requests whose context (prompt and
+    output) exceeds the model's trained maximum (costed all the same, as whatif does)."""
+    from ..catalog import load_model_spec
+    from ..human import count
+
+    m = load_model_spec(sc.deployment.model)
+    if not m.max_context:
+        return []
+    over = [r.input_len + r.output_len for r in res.requests if r.input_len + r.output_len > m.max_context]
+    if not over:
+        return []
+    return [f"{count(len(over))} request{'' if len(over) == 1 else 's'} with a context (prompt + output) of up to "
+            f"{count(max(over))} tokens, beyond {m.id}'s trained maximum of {count(m.max_context)}"]
+
+
 def overload_line(s: dict) -> str:
     """The headline of an overloaded run: offered against served, and what the latencies cover."""
     from ..human import count, rate
@@ -313,6 +354,8 @@ def _cell(value: object) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:,.4g}"
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) or "none"
     if isinstance(value, dict):
         return ", ".join(f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}" for k, v in value.items()) or "none"
     return str(value)

@@ -4,9 +4,11 @@ names where its value came from: the file's key (`deployment.tp`,
 never a flag nobody typed.
 
 Per pool (one co-located, or prefill and decode): the model and hardware exist, the layout splits
-the model (phases.check_layout), the weights leave room for KV (else the smallest TP degree that
-does), an offload tier exists on the hardware and holds between one KV block and the tier's
+the model (phases.check_layout), the weights and one step's activations leave room for KV (else
+the largest max_batch or max_batched_tokens, or the smallest TP degree, that does), an offload tier exists on the hardware and holds between one KV block and the tier's
 capacity in the hardware spec, and swap space is within the host memory the spec states.
+Disaggregated pools: the KV handover has a link to cross (a scale-out or host link, or scale-up
+when both pools share one machine's domain) unless `disaggregation.link_bandwidth` gives one.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from ..catalog import load_hardware, load_model_spec
 from ..errors import InfercastError, bad_input
 from ..human import size
 from ..memory import kv_bytes_per_token
-from ..collectives import check_links
+from ..collectives import check_links, domain_size
 from ..phases import Layout, check_layout
 from ..precision import resolve_precision
 from ..step import device
 from ..units import format_quantity
 from .pools import kv_blocks
-from .scenario import Deployment, Origin
+from .scenario import MIN_BATCHED_TOKENS, Deployment, Origin
 
 MAX_TP_ADVICE = 64  # the largest TP degree "does not fit" advice considers
 # the head of an error written for flags: "--tp 3: ...", "--cp 4 with --cp-kind ulysses: ...", "--dtype: ..."
@@ -77,6 +79,7 @@ def check_pools(dep: Deployment, origin: Origin) -> None:
         per_block = kv_bytes_per_token(model, layout, prec) * dep.block_size
         _check_offload(dep, spec, per_block, origin)
         _check_swap(dep, spec, origin)
+    _check_handover(dep, origin)
 
 
 class _named:
@@ -102,30 +105,59 @@ class _named:
         raise bad_input(self.origin.where(key), rest, value) from None
 
 
-def _check_fit(dep: Deployment, model, dev, layout: Layout, prec, keys: PoolKeys, origin: Origin) -> None:
-    """The weights leave room for at least one KV block; else name the smallest TP that does."""
+def _fits(dep, model, dev, layout: Layout, prec) -> bool:
     try:
+        check_layout(model, layout)
         kv_blocks(dep, model, dev, layout, prec)
-        return
+        return True
     except InfercastError:
-        pass
-    fits = None
+        return False
+
+
+def _smallest_tp(dep, model, dev, layout: Layout, prec) -> int | None:
+    """The smallest TP degree above the layout's (up to MAX_TP_ADVICE) that leaves room for KV."""
     for tp in range(layout.tp + 1, MAX_TP_ADVICE + 1):
-        wider = Layout(tp, layout.pp, layout.cp, layout.ep, layout.ep_imbalance, layout.cp_kind)
-        try:
-            check_layout(model, wider)
-            kv_blocks(dep, model, dev, wider, prec)
-        except InfercastError:
-            continue
-        fits = tp
-        break
+        if _fits(dep, model, dev, Layout(tp, layout.pp, layout.cp, layout.ep, layout.ep_imbalance, layout.cp_kind), prec):
+            return tp
+    return None
+
+
+def _largest_step_value(dep, model, dev, layout: Layout, prec, key: str, low: int) -> int | None:
+    """The largest value of `key` (max_batch or max_batched_tokens, from `low`) below the deployment's
+    at which one step's activations leave room for KV; None if even `low` does not."""
+    def fits(value: int) -> bool:
+        return _fits(dep.model_copy(update={key: value}), model, dev, layout, prec)
+
+    lo, hi = low, getattr(dep, key) - 1  # activation memory grows with the value: bisect
+    if hi < lo or not fits(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+def _check_fit(dep: Deployment, model, dev, layout: Layout, prec, keys: PoolKeys, origin: Origin) -> None:
+    """The weights and one step's activations leave room for at least one KV block. Else name what
+    breaks the fit: max_batch or max_batched_tokens (activation memory) when a smaller value of one
+    fits, with the largest that does; else the TP degree, with the smallest that fits."""
+    if _fits(dep, model, dev, layout, prec):
+        return
+    fits = _smallest_tp(dep, model, dev, layout, prec)
     tp_key = "tp" if keys.role == "both" else f"{keys.role}_tp"  # the key that sizes this pool alone
     advice = f"fits from {tp_key} {fits}" if fits else f"no TP degree up to {MAX_TP_ADVICE} fits: add pipeline stages"
     pool = "" if keys.role == "both" else f"the {keys.role} pool's "
+    head = f"does not fit: {pool}{model.id} {dep.dtype} on {dev.spec.id} {layout.name()}"
+    for key, low in (("max_batch", 1), ("max_batched_tokens", MIN_BATCHED_TOKENS)):
+        best = _largest_step_value(dep, model, dev, layout, prec, key, low)
+        if best is not None:
+            tp_too = f", or {advice}" if fits else ""
+            raise bad_input(origin.where(f"deployment.{key}"),
+                            f"{head}: one step's activations for {key} {getattr(dep, key):,} leave no memory for "
+                            f"the KV cache; fits with {key} up to {best:,}{tp_too}")
     own_hw = keys.hw.startswith("deployment.disaggregation.")
     where = origin.where(*((keys.hw, keys.tp) if own_hw else (keys.tp, keys.hw)), "deployment.model", "deployment.dtype")
-    raise bad_input(where, f"does not fit: {pool}{model.id} {dep.dtype} on {dev.spec.id} {layout.name()} leaves no "
-                           f"memory for the KV cache; {advice}")
+    raise bad_input(where, f"{head} leaves no memory for the KV cache; {advice}")
 
 
 def _check_offload(dep: Deployment, spec, per_block: float, origin: Origin) -> None:
@@ -155,3 +187,49 @@ def _check_swap(dep: Deployment, spec, origin: Origin) -> None:
         raise bad_input(origin.where("deployment.swap_space_gib"),
                         f"is more than {spec.id}'s host memory per device ({size(host.capacity)}, its hardware "
                         f"spec): give at most {host.capacity / 2**30:,.0f}", gib)
+
+
+def _check_handover(dep: Deployment, origin: Origin) -> None:
+    """The prefill pool's KV can reach the decode pool: each side's hardware has a link that spans
+    both pools, or the scenario gives `disaggregation.link_bandwidth`."""
+    from .shapes import pool_shapes
+
+    dis = dep.disaggregation
+    if dis is None or dis.link_bandwidth is not None:
+        return
+    shapes = pool_shapes(dep)
+    devices, across = sum(s.devices for s in shapes), shapes[0].hw != shapes[1].hw
+    for shape in shapes:
+        links = load_hardware(shape.hw).links
+        if links.scaleout or links.host:
+            continue
+        if links.scaleup is not None and not across and devices <= domain_size(load_hardware(shape.hw)):
+            continue
+        if links.scaleup is None:
+            why = "has no `links:` block (scaleup, scaleout or host)"
+        else:
+            why = "has a scale-up link only, and the pools are not in one scale-up domain"
+        keys = pool_keys(dep, shape.role)
+        own = keys.hw.startswith("deployment.disaggregation.")
+        where = origin.where(keys.hw) if own else origin.where("deployment.disaggregation", keys.hw)
+        raise bad_input(where, f"the KV handover from the prefill pool ({shapes[0].hw}) to the decode pool "
+                               f"({shapes[1].hw}) needs a link out of the {shape.role} pool's {shape.hw}, whose hwspec "
+                               f"{why}: give deployment.disaggregation.link_bandwidth, or hardware with a scale-out "
+                               f"or host link", shape.hw)
+
+
+def check_cp_tokens(sc, origin: Origin) -> None:
+    """Context parallelism splits a prompt over cp ranks, at least one token each: no pool's cp may
+    exceed the shortest prompt a request class can draw (a trace's prompts are not checked)."""
+    from .shapes import pool_shapes
+    from .traffic import shortest
+
+    if sc.trace is not None or not sc.classes:
+        return
+    prompt = min(shortest(c.input_len) for c in sc.classes)
+    for shape in pool_shapes(sc.deployment):
+        if shape.cp > prompt:
+            key = pool_keys(sc.deployment, shape.role).cp
+            raise bad_input(origin.where(key), f"context parallelism splits each prompt over {key.rsplit('.', 1)[-1]} "
+                                               f"ranks, at least one token each, and the shortest prompt has "
+                                               f"{prompt:,.0f} tokens: give at most {int(prompt):,}", shape.cp)

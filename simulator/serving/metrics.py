@@ -172,7 +172,7 @@ def summary(res: SimResult, ttft_slo_s: float = float("inf"), tpot_slo_s: float 
         "served_rps": served_rate(res.requests),
         "overload_onset_s": onset,
         "metrics_cover": "all" if stable is None else f"stable part: arrivals before {seconds(onset)}",
-        "stable_requests": len(cover),
+        "stable_requests": int((cover.replica >= 0).sum()),  # arrived ones only: never above `arrived`
         "reject_reasons": dict(getattr(res, "reject_reasons", None) or {}),
         "no_value_reason": None if len(cov) else _no_value_reason(df, res, stable),
     }

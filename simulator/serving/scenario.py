@@ -228,7 +228,12 @@ class Origin(NamedTuple):
         for key in keys:
             if (flag := self.flag_for(key)) is not None:
                 return flag
-        return f"{self.file}: key '{keys[0]}'" if self.file else f"flags: scenario key '{keys[0]}'"
+        if self.file:
+            return f"{self.file}: key '{keys[0]}'"
+        name = keys[0].rsplit(".", 1)[-1]
+        from .cli import FLAGS  # a run from flags alone: the flag whose default it is
+
+        return f"--{name.replace('_', '-')} (its default)" if name in FLAGS else f"flags: scenario key '{keys[0]}'"
 
 
 def validated(cls: type[M], data: dict, origin: Origin) -> M:
@@ -248,7 +253,7 @@ def validated(cls: type[M], data: dict, origin: Origin) -> M:
 
 def check_scenario(sc: Scenario, origin: Origin) -> Scenario:
     """The checks that involve several keys; each error names the key (or the flag that set it)."""
-    from .deployment_check import check_pools
+    from .deployment_check import check_cp_tokens, check_pools
 
     _check_source(sc, origin)
     if sc.trace is None:
@@ -262,6 +267,7 @@ def check_scenario(sc: Scenario, origin: Origin) -> Scenario:
                                 f"input_len's shortest is {shortest(c.input_len):,.0f}{median}")
     _check_deployment(sc.deployment, origin)
     check_pools(sc.deployment, origin)
+    check_cp_tokens(sc, origin)
     if sc.classes and sc.trace is None:  # the prompts' expected tokens (a trace's are checked when read)
         from .simulate import check_prefill_work
 
@@ -323,10 +329,19 @@ def _refuse_span(sc: Scenario, span: float, origin: Origin) -> None:
     key = "max_time_s" if "max_time_s" in sc.model_fields_set else "arrival.rate"
     given = {"arrival.rate": sc.arrival.rate, "num_requests": sc.num_requests, "max_time_s": sc.max_time_s}[key]
     fits = min(MAX_RATE, (sc.num_requests - 1) / sc.max_time_s)
-    raise bad_input(origin.where(key), f"{count(sc.num_requests)} requests at {rate(sc.arrival.rate, 'requests/s')} "
+    raise bad_input(origin.where(key), f"{count(sc.num_requests)} requests at {_request_rate(sc.arrival.rate)} "
                                        f"arrive over {seconds(span)}, past the run's time bound (max_time_s: "
                                        f"{seconds(sc.max_time_s)}): raise the rate to at least "
-                                       f"{rate(fits, 'requests/s')}, raise max_time_s or ask for fewer requests", given)
+                                       f"{_request_rate(fits)}, raise max_time_s or ask for fewer requests", given)
+
+
+def _request_rate(x: float) -> str:
+    """A request rate for people: "4 requests/s", or below 0.01/s the mean gap ("one request every 4 days")."""
+    if x >= 0.01:
+        return rate(x, "requests/s")
+    gap = seconds(1.0 / x)
+    return f"less than one request every {gap.removeprefix('more than ')}" if gap.startswith("more than") \
+        else f"one request every {gap}"
 
 
 def _check_deployment(dep: Deployment, origin: Origin) -> None:
@@ -341,7 +356,7 @@ def _check_deployment(dep: Deployment, origin: Origin) -> None:
                         f"'{dep.preemption}': set preemption: swap, or remove swap_space_gib", dep.swap_space_gib)
     dis = dep.disaggregation
     cps = [dep.cp] if dis is None else [dis.prefill_cp or dep.cp, dis.decode_cp or dep.cp]
-    if dep.cp_kind == "ulysses" and {"cp", "cp_kind"} <= given and max(cps) == 1:
+    if dep.cp_kind == "ulysses" and "cp_kind" in given and max(cps) == 1:
         raise bad_input(origin.where("deployment.cp_kind", "deployment.cp"),
                         "cp_kind chooses how context parallelism splits a sequence, and cp is 1: set cp above 1, "
                         "or remove cp_kind", dep.cp_kind)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, ValidationError
 
+from ..collectives import domain_size
 from ..errors import InfercastError, bad_input
 from ..human import count
 from ..phases import Layout
@@ -258,7 +259,7 @@ def _build_pools(cfg: SimConfig, loop: EventLoop, done, record, closed: bool, ba
                      backlog)
     devices = dis.prefill_replicas * pl.devices + dis.decode_replicas * dl.devices
     if phw != dhw:  # different machines: the handover leaves the scale-up domain
-        devices = 1 << 30
+        devices = max(devices, domain_size(pre.dev.spec) + 1)
     hand = Handover(loop, dec, pre.kv_bytes_per_token, handover_bandwidth(cfg, pre.dev.spec, devices),
                     pre.replicas[0].steps.model.num_layers, dis.layerwise, done, backlog)
     relay.append(hand)

@@ -85,10 +85,18 @@ COLUMNS = {"generic": TraceColumns("arrival_s", "input_len", "output_len"),  # s
            "azure": TraceColumns("TIMESTAMP", "ContextTokens", "GeneratedTokens")}  # a date and time, tokens
 
 
+TRACE_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}  # by the lower-cased suffix
+
+
 def _rows(path: Path, cols: TraceColumns):
-    """(line number, row as a mapping) of a CSV file with a header, or of a JSONL file (.jsonl)."""
-    text, where = read_text_file(path, "trace", MAX_TRACE_BYTES), one_line(path)
-    if path.suffix == ".jsonl":
+    """(line number, row as a mapping) of a CSV file with a header (.csv), or of a JSONL file (.jsonl
+    or .json), the suffix in any case; another suffix is refused."""
+    text, where = read_text_file(path, "trace", MAX_TRACE_BYTES), one_line(path)  # a missing file or a folder first
+    kind = TRACE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise bad_input(where, "a trace file's name must end in .csv (a CSV file with a header) or .jsonl or .json "
+                               "(one JSON object per line)", Given(show(path.suffix or "no suffix")))
+    if kind == "jsonl":
         for n, line in enumerate(io.StringIO(text), 1):
             if line.strip():
                 try:
@@ -111,6 +119,9 @@ def _rows(path: Path, cols: TraceColumns):
             raise bad_input(f"{where}:1", f"the CSV header names {', '.join(twice)} more than once: which one "
                                          f"holds the values is ambiguous", Given(show(",".join(header))))
         for row in reader:
+            if None in row:  # DictReader's key for cells past the header's
+                raise bad_input(f"{where}:{reader.line_num}", f"malformed trace row: {len(header) + len(row[None])} "
+                                                              f"cells, and the header names {len(header)}")
             yield reader.line_num, row
     except csv.Error as exc:
         raise bad_input(f"{where}:{reader.line_num}", f"malformed CSV ({exc})") from None
@@ -199,14 +210,16 @@ def scenario_trace(sc: Scenario, base_dir: Path | None = None) -> list[Request]:
     path = Path(sc.trace.path)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    return trace_requests(path, sc.trace.format, sc.num_requests if "num_requests" in sc.model_fields_set else None)
+    return trace_requests(path, sc.trace.format, sc.num_requests if "num_requests" in sc.model_fields_set else None,
+                          sc.max_time_s)
 
 
-def trace_requests(path: Path, fmt: str, limit: int | None = None) -> list[Request]:
+def trace_requests(path: Path, fmt: str, limit: int | None = None, max_time_s: float = math.inf) -> list[Request]:
     """The requests of a trace file, in its order, which must be arrival order (its first `limit`
     rows when given). Generic columns: arrival_s (seconds), input_len, output_len. Azure LLM
     inference trace columns: TIMESTAMP, ContextTokens, GeneratedTokens. Arrivals are made relative
-    to the first row's. Every row is checked; a bad one is one line naming the file and line."""
+    to the first row's, and a row arriving past `max_time_s` (the run's time bound) after it is refused.
+    Every row is checked; a bad one is one line naming the file and line."""
     cols, path = COLUMNS[fmt], Path(path)
     where = one_line(path)
     out: list[tuple[float, int, int]] = []
@@ -230,6 +243,10 @@ def trace_requests(path: Path, fmt: str, limit: int | None = None) -> list[Reque
         if out and t < out[-1][0]:
             raise bad_input(f"{where}:{n}", f"malformed trace row: {cols.time} goes back in time, by "
                                            f"{seconds(out[-1][0] - t)}; rows must be in arrival order")
+        if out and t - out[0][0] > max_time_s:
+            raise bad_input(f"{where}:{n}", f"the row arrives {seconds(t - out[0][0])} after the first, past the run's "
+                                           f"time bound (max_time_s: {seconds(max_time_s)}): raise max_time_s, or "
+                                           f"replay fewer rows (num_requests)")
         out.append((t, i, o))
     if not out:
         raise bad_input(where, "the trace has no rows")

@@ -7,7 +7,10 @@ evaluated from coefficients taken once from the operator model (two tiny probes)
 kv_b projection depends on the keys, so MLA prefill is built op by op. For one request alone this
 is exactly the what-if's sum (tests/serving/test_step_model.py).
 
-A cost is (seconds, FLOPs, device-memory bytes) per device; FLOPs and bytes feed MFU and MBU."""
+A cost is (seconds, FLOPs, device-memory bytes) per device; FLOPs and bytes feed MFU and MBU.
+The operator model sums one TP rank's ops over every pipeline stage (a step's critical path), so
+under pipeline parallelism FLOPs and bytes are divided by pp: each stage's devices hold 1/pp of
+the layers."""
 
 from __future__ import annotations
 
@@ -64,6 +67,7 @@ class StepModel:
         # context parallelism: a rank's dense layers see 1/cp of the prompt tokens; its K/V shard
         # passes around the ring under the prefill attention, per layer and per ring-pass byte
         self._cp, self._pp = layout.cp, layout.pp
+        self._per_stage = 1.0 / layout.pp  # FLOPs and bytes of one device: its stage's share of the layers
         kvb = kv_bytes_per_token_layer(model, layout, prec)
         self._ring = (lambda shard: model.num_layers * collective_seconds(
             "send_recv", 2, (layout.cp - 1) * shard * kvb, dev.spec, dev.cal.collective, layout.tp * layout.cp))
@@ -185,7 +189,7 @@ class StepModel:
         if self._pp > 1:  # a step = one micro-batch's pass: min(rows, pp) micro-batches of 1/m of the work
             m = np.minimum(rows_keys[0], self._pp)
             self._decode_core(out, -(-rows_keys[0] // m), np.array([-(-rows_keys[0] // m), rows_keys[1] / m]))
-            out[1:3] *= m
+            out[1:3] *= m * self._per_stage
             return
         self._decode_core(out, rows_keys[0], rows_keys)
 
@@ -264,6 +268,8 @@ class StepModel:
             t += t1 + self._attention1(flops, nbytes, context=keys * self._ctx_key / rows)
             f += f1 + self._count * flops
             b += b1 + self._count * nbytes
+        if self._pp > 1:  # one micro-batch on a pipeline: a device holds one stage
+            f, b = f * self._per_stage, b * self._per_stage
         return float(t), float(f), float(b)
 
     def _cost_pipelined(self, chunks, rows: int, keys: float, logits_rows: int, m: int) -> tuple:
@@ -284,7 +290,7 @@ class StepModel:
             t += t1 + self._attention1(flops, nbytes, context=keys / m * self._ctx_key / r)
             f += f1 + self._count * flops
             b += b1 + self._count * nbytes
-        return float(t), float(f * m), float(b * m)
+        return float(t), float(f * m * self._per_stage), float(b * m * self._per_stage)
 
     def time(self, chunks: list[tuple[int, int]], decode_contexts: np.ndarray, logits_rows: int) -> float:
         return self.cost(chunks, decode_contexts, logits_rows)[0]

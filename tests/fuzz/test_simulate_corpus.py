@@ -97,6 +97,13 @@ def _yaml(tmp: Path, base: str, old: str, new: str) -> Path:
     return path
 
 
+def _jsonl_trace(tmp: Path, name: str) -> Path:
+    """A generic trace of JSON lines in a file called `name` (the format goes by the suffix, in any case)."""
+    (tmp / name).write_text('{"arrival_s": 0, "input_len": 100, "output_len": 5}\n'
+                            '{"arrival_s": 0.5, "input_len": 200, "output_len": 5}\n')
+    return _scenario(tmp, "azure-sample", {"trace": {"path": name, "format": "generic"}})
+
+
 def ok(name: str, argv: list[str]) -> Case:
     return Case(f"ok-{name}", lambda tmp: ["simulate", *argv, *FAST, "--format", "json"], "ok")
 
@@ -251,6 +258,37 @@ CASES = [
                                                           "--no-progress"], "error", ("--chrome-trace", "nodir")),
     Case("ok-rate-written-1e1", lambda tmp: ["simulate", str(_yaml(tmp, "chat", "rate: 20", "rate: 1e1")), *FAST,
                                             "--format", "json"], "ok"),
+    # round 2 of the adversarial findings
+    Case("flag-max-batch-past-memory", lambda tmp: ["simulate", "--max-batch", "200000", *FAST], "error",
+         ("--max-batch:", "max_batch up to 117,748")),
+    Case("flag-max-batched-tokens-past-memory", lambda tmp: ["simulate", "--max-batched-tokens", "2000000", *FAST],
+         "error", ("--max-batched-tokens:", "max_batched_tokens up to")),
+    key("disagg-prefill-on-linkless-cpu", "deployment.disaggregation",
+        {"prefill_replicas": 1, "decode_replicas": 1, "prefill_hw": "epyc-9654"},
+        needle="deployment.disaggregation.prefill_hw", deployment__replicas=DELETE),
+    flag("disagg-on-linkless-cpu", ["--hw", "epyc-9654", "--disagg", "1:1", "--num-requests", "3"],
+         "--disagg: the KV handover"),
+    trace("row-past-the-time-bound", GENERIC + "0,100,10\n1e300,100,10\n", "t.csv:3: the row arrives"),
+    trace("azure-rows-millennia-apart", "TIMESTAMP,ContextTokens,GeneratedTokens\n0001-01-01 00:00:00,10,5\n"
+                                        "9999-12-31 00:00:00,10,5\n", "past the run's time bound", fmt="azure"),
+    trace("csv-row-longer-than-header", GENERIC + "0,100,10,99\n", "t.csv:2: malformed trace row: 4 cells"),
+    trace("suffix-not-a-trace-format", GENERIC + "0,100,10\n", "must end in .csv", suffix=".txt"),
+    flag("chrome-trace-stdout", ["--chrome-trace", "-"], "'-' (stdout) is not supported"),
+    flag("chrome-trace-into-the-package", ["--chrome-trace", str(SCENARIOS / "x.json")], "package folder"),
+    Case("flag-chrome-trace-trailing-slash", lambda tmp: ["simulate", "--chrome-trace", f"{tmp}/newdir/",
+                                                          "--no-progress"], "error", ("--chrome-trace", "folder")),
+    flag("cp-past-the-prompt", ["--cp", "8", "--input-len", "4"], "--cp: context parallelism"),
+    flag("ulysses-with-cp-one", ["--cp-kind", "ulysses"], "--cp-kind"),
+    Case("flag-rate-slower-than-the-bound", lambda tmp: ["simulate", "--rate", "1e-6", *FAST], "error",
+         ("--rate", "one request every")),
+    ok("moe-prompt-past-the-step-budget", ["--model", "mixtral-8x7b", "--tp", "2", "--input-len", "8193",
+                                           "--output-len", "4", "--arrival", "offline"]),
+    ok("moe-small-chunks", ["--model", "mixtral-8x7b", "--tp", "2", "--input-len", "300", "--output-len", "4",
+                            "--max-batched-tokens", "64"]),
+    Case("ok-trace-suffix-upper-case-jsonl", lambda tmp: ["simulate", str(_jsonl_trace(tmp, "t.JSONL")),
+                                                          "--no-progress", "--format", "json"], "ok"),
+    Case("ok-trace-suffix-json", lambda tmp: ["simulate", str(_jsonl_trace(tmp, "t.json")), "--no-progress",
+                                              "--format", "json"], "ok"),
     # good runs: every shipped scenario, and flags that override one
     *(ok(f"shipped-{name}", [name]) for name in SHIPPED),
     ok("flags", []), ok("offline", ["--arrival", "offline"]), ok("gamma", ["--arrival", "gamma", "--cv", "3"]),

@@ -114,3 +114,41 @@ def test_an_unworkable_step_budget_is_refused_at_once():
     assert time.perf_counter() - t < 5
     with pytest.raises(ValueError, match="max_batched_tokens"):  # a caller's own requests are checked too
         simulate([Request(k, 0.0, 1_000_000, 1) for k in range(40)], SimConfig(max_batched_tokens=16))
+
+
+@pytest.mark.parametrize("model,tp", [("mixtral-8x7b", 2), ("deepseek-v3", 8)])
+def test_moe_steps_missing_a_phase_cost_finite_time(model, tp):
+    """A chunked step with no decode rows, or decodes with no prompt chunk, touches no expert for the
+    absent part (finding 1.1: 0 / 0 experts)."""
+    import math
+
+    import numpy as np
+
+    from simulator.catalog import load_model_spec
+    from simulator.phases import Layout
+    from simulator.precision import resolve_precision
+    from simulator.serving.step_model import StepModel
+    from simulator.step import device
+
+    dev = device("h200-sxm")
+    sm = StepModel(load_model_spec(model), dev, Layout(tp=tp), resolve_precision(dev.spec, "fp8"))
+    prefill_only = sm.cost([(8192, 0)], np.zeros(0, dtype=np.int64), 0)  # mid-prompt chunk: no logits
+    decode_only = sm.cost([], np.array([300, 9000]), 2)
+    for t, f, b in (prefill_only, decode_only):
+        assert all(math.isfinite(x) and x > 0 for x in (t, f, b))
+    assert prefill_only[0] > decode_only[0]
+
+
+def test_pipeline_stages_count_each_device_once_in_mfu_and_mbu():
+    """Step FLOPs and bytes are per device: a stage holds 1/pp of the layers (finding 2.1: mbu 5.1 at pp 8).
+    The same work done on more stages is the same total math, so FLOPs x devices does not grow with pp."""
+    from simulator.serving.metrics import utilisation
+
+    reqs = [Request(k, 0.0, 512, 64) for k in range(16)]
+    total = {}
+    for pp in (1, 2, 8):
+        res = simulate(reqs, SimConfig(pp=pp))
+        u = utilisation(res)
+        assert 0 < u["mfu"] <= 1 and 0 < u["mbu"] <= 1 and u["mbu_busy"] <= 1
+        total[pp] = sum(s[6] for s in res.steps) * res.devices_per_replica
+    assert total[2] == pytest.approx(total[1], rel=0.05) and total[8] == pytest.approx(total[1], rel=0.05)
