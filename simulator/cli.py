@@ -137,6 +137,9 @@ def _given_once(argv: list[str]) -> None:
         if name.startswith("--") and len(name) > 2:
             if name in seen:
                 raise InfercastError(f"{name}: given twice; give each option once")
+            pair = "--" + name[5:] if name.startswith("--no-") else "--no-" + name[2:]  # --x against --no-x
+            if pair in seen:
+                raise InfercastError(f"{name}: contradicts {pair} given before it; give one of the two")
             seen.add(name)
 
 

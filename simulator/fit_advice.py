@@ -65,8 +65,13 @@ class FitOption:
         return f"{self.flags()} ({self.devices:,} {unit}, {size(self.needed_bytes)} per device)"
 
     def to_dict(self) -> dict:
-        return {"change": dict(self.change), "flags": self.flags(), "needed_bytes_per_device": self.needed_bytes,
-                "devices": self.devices, "host_kv_bytes": self.host_kv_bytes}
+        return {"change": dict(self.change), "flags": self.flags(), "command": self.command(),
+                "needed_bytes_per_device": self.needed_bytes, "devices": self.devices,
+                "host_kv_bytes": self.host_kv_bytes}
+
+    def command(self) -> str:
+        """The command whose flags these are: an offload tier is modelled by the serving simulator only."""
+        return "simulate" if self.host_kv_bytes > 0 else "whatif"
 
 
 @dataclass(frozen=True)

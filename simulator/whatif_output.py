@@ -19,7 +19,9 @@ def emit(res: WhatIfResult, fmt: str, breakdown: bool) -> None:
     if fmt == "json":
         print(dumps(res.to_dict(with_breakdown=breakdown)))
     elif fmt == "csv":
-        rows, keys = (res.breakdown, OP_KEYS) if breakdown else ([res.to_dict()], SUMMARY_KEYS)
+        # a non-fit has no ops to break down: its summary row (fits false, the message) says why
+        per_op = breakdown and res.fits
+        rows, keys = (res.breakdown, OP_KEYS) if per_op else ([res.to_dict()], SUMMARY_KEYS)
         w = csv.DictWriter(sys.stdout, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)

@@ -1,5 +1,7 @@
 """The CLI: answers, stable JSON keys, and one-line errors with exit code 2 for bad input."""
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -169,3 +171,24 @@ def test_list_tables_use_thousands_separators_and_full_names(capsys):
     code, out, _ = call(capsys, "list", "hw")
     assert code == 0 and "…" not in out and "figures)" in out  # a10g's name, wrapped rather than cut
     assert "624.0 TF" in out  # the 8-bit column carries the unit the 16-bit one does
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate", "--no-prefix-caching", "--prefix-caching", "--num-requests", "2"],
+    ["plan", "--disagg", "--no-disagg", "--rounds", "0"],
+    ["whatif", "--tp", "1", "--tp=2"],
+])
+def test_an_option_given_twice_or_against_its_negation_is_refused(capsys, argv):
+    code, _, err = call(capsys, *argv)
+    assert_one_line_error(code, err)
+    assert "given twice" in err or "contradicts" in err
+
+
+def test_a_non_fit_breakdown_in_csv_is_its_summary_row(capsys):
+    """No ops to break down: the CSV says fits False and why, not an empty table."""
+    argv = ["whatif", "--model", "llama-3.1-70b", "--hw", "h100-sxm", "--tp", "4", "--batch", "8", "--input-len",
+            "130048", "--output-len", "1024", "--format", "csv", "--breakdown"]
+    code, out, _ = call(capsys, *argv)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 1
+    assert rows[0]["fits"] == "False" and rows[0]["message"].startswith("does not fit") and "fits with" in rows[0]["message"]

@@ -94,6 +94,8 @@ def test_host_offload_holds_the_kv_over_capacity(tmp_path, toy_model_path, toy_h
     offload = next(o for o in r.advice["options"] if "kv_offload" in o["change"])
     assert offload["host_kv_bytes"] == pytest.approx(_need(1, batch=1) - USABLE, rel=1e-3)  # 4.8 GB
     assert offload["change"]["kv_offload"] == "host:5GiB" and offload["devices"] == 1
+    assert offload["command"] == "simulate"  # whatif has no --kv-offload: the serving simulator models the tier
+    assert all(o["command"] == "whatif" for o in r.advice["options"] if o is not offload)
     # before it in the order: CP2 (60.4 + 34.4 / 2 = 77.6 GB), and on one device a one-byte KV
     # (60.4 + 8.2 + 18.0 = 86.6 GB), which the message names beside it
     assert [o["change"] for o in r.advice["options"]] == [{"cp": 2}, {"kv_dtype": "fp8"}, offload["change"], {"pp": 2}]

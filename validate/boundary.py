@@ -10,6 +10,7 @@ import datetime
 import importlib.util
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -47,11 +48,20 @@ def package_folders() -> list[Path]:
     return out
 
 
+def protected_roots() -> list[Path]:
+    """Folders no run writes into: the one that holds infercast's packages (a checkout's root, with
+    its tests/, benchmarks/, .venv/, .git/; or site-packages) and the running Python's prefix (the
+    virtual environment or installation)."""
+    roots = {p.parent for p in package_folders()} | {Path(sys.prefix).resolve()}
+    return sorted(roots)
+
+
 def inside_package(path: Path) -> Path | None:
-    """The package folder `path` lies in, is, or holds (the checkout's root or site-packages holds
-    them all, and so does every folder above), else None."""
+    """The protected folder `path` lies in or is (protected_roots), or the package folder it holds
+    (every folder above a checkout or site-packages holds them), else None."""
     full = Path(path).expanduser().resolve()
-    return next((p for p in package_folders() if full == p or p in full.parents or full in p.parents), None)
+    inside = next((r for r in protected_roots() if full == r or r in full.parents), None)
+    return inside or next((p for p in package_folders() if full in p.parents), None)
 
 
 def output_folder(path: str | Path, where: str) -> Path:
@@ -67,7 +77,7 @@ def output_folder(path: str | Path, where: str) -> Path:
     pkg = inside_package(folder)
     if pkg is not None:
         how = "lie outside" if pkg == folder.resolve() or pkg in folder.resolve().parents else "not hold"
-        raise bad_input(where, f"must {how} infercast's own package folder {pkg} (runs write under "
+        raise bad_input(where, f"must {how} infercast's own folder {pkg} (runs write under "
                                "$INFERCAST_HOME or --out; `infercast validate publish` commits one as reference data)",
                         given)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -154,6 +155,8 @@ CASES = [
                                     "published_points_dev.csv"], "error", "--as"),
     Case("cal-out-checkout-root", _cal("--out", str(PACKAGE.parent)), "error", "--out"),
     Case("e2e-out-checkout-root", _e2e("--out", str(PACKAGE.parent)), "error", "--out"),
+    Case("e2e-out-checkout-tests", _e2e("--out", str(PACKAGE.parent / "tests" / "runs")), "error", "--out"),
+    Case("cal-out-python-prefix", _cal("--out", str(Path(sys.prefix) / "lib")), "error", "--out"),
     Case("e2e-out-filesystem-root", _e2e("--out", "/"), "error", "--out"),
     Case("e2e-home-checkout-root", _e2e(), "error", "$INFERCAST_HOME", home=lambda t: str(PACKAGE.parent)),
     Case("e2e-models-comma", ["validate", "e2e", "--quick", "--no-report", "--models", ","], "error", "--models"),
