@@ -5,6 +5,8 @@
     count(2_000_000)   -> "2,000,000"
     rate(0.00646, "req/s") -> "0.00646 req/s"
     rate(1e-300, "req/s")  -> "1e-300 req/s"
+    duration(float("inf")) -> "more than 30 years"   (for prose: a gap or span, never "infinite")
+    money(7.2e11)      -> "more than $1,000,000,000"
 
 A value that is not a finite number says so ("not a number", "infinite") instead of printing
 nan or inf; an absurd one says "more than ..." instead of 25 digits.
@@ -19,6 +21,7 @@ EIB = 2.0**60
 BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 MAX_COUNT = 1e15  # counts beyond this are absurd for any input infercast takes
 MAX_SECONDS = 1e9  # ~32 years
+MAX_USD = 1e9  # dollars: a figure beyond a billion (per hour, per Mtoken) is absurd, and says so
 SMALLEST_PLAIN = 1e-4  # below it a number is written as a power of ten
 TIME_STEPS = ((60.0, "min"), (3600.0, "h"), (86400.0, "days"))
 
@@ -103,6 +106,37 @@ def seconds(s: float) -> str:
         if x >= step:
             unit, name = step, step_name
     return f"{x / unit:,.1f} {name}"
+
+
+def duration(s: float) -> str:
+    """A duration for a sentence ("arrive over ...", "one request every ..."): as `seconds`, but an
+    overflowed one (a gap of 1/1e-320 s) reads "more than 30 years", never "infinite"."""
+    if isinstance(s, numbers.Real) and not isinstance(s, bool) and float(s) == math.inf:
+        return seconds(MAX_SECONDS)
+    return seconds(s)
+
+
+def request_rate(x: float) -> str:
+    """A request rate for a sentence: "4 requests/s", or below 0.01/s the mean gap ("one request
+    every 4.0 days", "less than one request every 30 years")."""
+    if not x > 0 or x >= 0.01:
+        return rate(x, "requests/s")
+    gap = duration(1.0 / x)
+    return f"less than one request every {gap.removeprefix('more than ')}" if gap.startswith("more than") \
+        else f"one request every {gap}"
+
+
+def money(usd: float, cents: bool = True) -> str:
+    """Dollars: "$12.34" (`cents`), "$1,234"; beyond MAX_USD "more than $1,000,000,000"."""
+    bad = _not_finite(usd)
+    if bad is not None:
+        return bad
+    x = float(usd)
+    if abs(x) > MAX_USD:
+        return f"more than ${MAX_USD:,.0f}" if x > 0 else f"less than -${MAX_USD:,.0f}"
+    if 0 < abs(x) < 0.01 and cents:
+        return f"${significant(x)}"
+    return f"${x:,.2f}" if cents else f"${x:,.0f}"
 
 
 def count(n: float) -> str:

@@ -4,7 +4,7 @@ as tables, each carrying the configuration that produced it."""
 from __future__ import annotations
 
 from ..about import infercast_version
-from ..human import count, rate, seconds
+from ..human import count, money, rate, request_rate, seconds
 from ..strict_json import finite_or_none
 from .candidates import class_shapes, unknown_costs
 from .plan import PlanResult
@@ -82,7 +82,16 @@ def slo_note(res: PlanResult) -> str | None:
 
 
 def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
+    """Dollars for a table cell ("$3.00", "more than $1,000,000,000"); no value as '-'."""
+    return "-" if value is None else money(value)
+
+
+def _class_row(c, shape) -> str:
+    """A demand class for the summary table: its rate (below 0.01 req/s also the mean gap between
+    requests), lengths and SLOs."""
+    gap = f" ({request_rate(c.rate)})" if 0 < c.rate < 0.01 else ""
+    return (f"{rate(c.rate, 'req/s')}{gap}, {count(shape.input_len)} in / {count(shape.output_len)} out, "
+            f"TTFT <= {seconds(c.ttft_s)}, TPOT <= {seconds(c.tpot_s)}")
 
 
 def print_plan(res: PlanResult) -> None:
@@ -107,10 +116,9 @@ def print_plan(res: PlanResult) -> None:
     s.add_column("key")
     s.add_column("value", justify="right")
     for c, shape in zip(spec.classes, class_shapes(spec)):
-        s.add_row(f"class {c.name}", f"{rate(c.rate, 'req/s')}, {count(shape.input_len)} in / {count(shape.output_len)} "
-                                     f"out, TTFT <= {seconds(c.ttft_s)}, TPOT <= {seconds(c.tpot_s)}")
+        s.add_row(f"class {c.name}", _class_row(c, shape))
     s.add_row("$/hour", _money(d["total_usd_per_hour"]))
-    s.add_row("$/Mtoken (prompt + output)", "-" if d["usd_per_mtok"] is None else rate(d["usd_per_mtok"], ""))
+    s.add_row("$/Mtoken (prompt + output)", _money(d["usd_per_mtok"]))
     s.add_row("power (W, at TDP)", "-" if d["total_power_w"] is None else f"{d['total_power_w']:,.0f}")
     s.add_row("devices", ", ".join(f"{count(n)} {hw}" for hw, n in sorted(d["devices"].items())))
     for k, v in d["slo_attainment"].items():

@@ -24,7 +24,9 @@ read whole; attainment below 1, since a queue's wait has no finite 100th percent
 max_batched_tokens, one KV block), and every hardware type and the model are looked up when the
 plan is loaded, so an unknown one is named with its key, as is a layout list none of whose degrees
 is valid for the model and the hardware (planner.layout_check), and a check that would simulate
-more than MAX_CHECK_STEPS engine steps per pool. An inventory power_w is at least MIN_POWER_W (5 W);
+more than MAX_CHECK_STEPS engine steps per pool. An inventory power_w is at least MIN_POWER_W (5 W),
+a purchase_usd at least MIN_PURCHASE_USD ($1), amortization_years at least MIN_AMORTIZATION_YEARS
+(0.25); SLOs at least 1 us (serving.scenario.MIN_SLO_S);
 objective usd needs a price for every hardware type and objective power a power (power_w or the
 hwspec's TDP), named by their inventory key (check_price_and_power).
 """
@@ -42,7 +44,7 @@ from ..human import count
 from ..limits import MAX_BATCH, MAX_DEVICES, MAX_TOKENS
 from ..precision import KV_DTYPES, WEIGHT_DTYPES, resolve_precision
 from ..quantity_types import STRICT, Label, Watts, finite_amount, whole_number
-from ..serving.scenario import (Degree, Origin, PositiveSeconds, Rate, Reference, Requests, Seed, finite, nullable,
+from ..serving.scenario import (Degree, Origin, Rate, Reference, Requests, Seed, SloSeconds, finite, nullable,
                                 one_of)
 from ..serving.traffic import LengthSpec, mean_of, parse_length
 
@@ -51,6 +53,9 @@ MAX_SOLVE_S = 86_400.0  # a MIP time limit of a day is past any use
 MAX_CHECK_STEPS = 2_000_000  # engine steps of one pool's simulated check (the simulator runs ~30,000 a second)
 MIN_BATCHED_TOKENS = 16  # one KV block (the planner's block size): the smallest prompt chunk a step takes
 MIN_POWER_W = 5.0  # an inventory power_w below this is no accelerator's draw (a phone SoC's is above it)
+MIN_PURCHASE_USD = 1.0  # per device: an owned accelerator for under a dollar is a typo (cents for thousands)
+MIN_AMORTIZATION_YEARS = 0.25  # a quarter: spreading a purchase over less turns an owned device into a rental
+#                                 at thousands of times its price per hour
 
 
 def _refusing(validator: BeforeValidator, allowed: str, also=lambda value: True) -> BeforeValidator:
@@ -83,8 +88,8 @@ class DemandClass(BaseModel):
     rate: Rate  # requests/s
     input_len: LengthSpec  # an int or a length spec (serving.traffic); capacity uses its mean
     output_len: LengthSpec
-    ttft_s: PositiveSeconds
-    tpot_s: PositiveSeconds
+    ttft_s: SloSeconds  # at least serving.scenario.MIN_SLO_S (1 us)
+    tpot_s: SloSeconds
 
 
 class Stock(BaseModel):
@@ -103,6 +108,14 @@ class Stock(BaseModel):
         if v is not None and v < MIN_POWER_W:
             raise ValueError(f"must be at least {MIN_POWER_W:g} W per device (planner.spec.MIN_POWER_W: no "
                              "accelerator draws less)")
+        return v
+
+    @field_validator("purchase_usd")
+    @classmethod
+    def _purchase_floor(cls, v):
+        if v is not None and v < MIN_PURCHASE_USD:
+            raise ValueError(f"must be at least ${MIN_PURCHASE_USD:,.0f} per device (planner.spec.MIN_PURCHASE_USD: "
+                             "no accelerator is bought for less; the price is whole dollars per device)")
         return v
 
 
@@ -148,6 +161,15 @@ class PlanSpec(BaseModel):
     max_batched_tokens: BatchedTokens = 8192
     amortization_years: Annotated[float, finite(0, 100)] = 4.0  # owned hardware: purchase price spread over these years
     usd_per_kwh: Annotated[float, finite(0, 1000, low_inclusive=True)] = 0.10  # owned hardware: electricity at TDP
+
+    @field_validator("amortization_years")
+    @classmethod
+    def _amortization_floor(cls, v):
+        if v < MIN_AMORTIZATION_YEARS:
+            raise ValueError(f"must be at least {MIN_AMORTIZATION_YEARS:g} years (planner.spec.MIN_AMORTIZATION_YEARS:"
+                             " owned accelerators serve for years; a shorter spread makes an owned device cost more "
+                             "per hour than renting it)")
+        return v
 
     @field_validator("classes")
     @classmethod

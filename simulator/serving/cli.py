@@ -348,12 +348,15 @@ def overload_line(s: dict) -> str:
 
 
 def _cell(value: object) -> str:
-    """A table cell: a number to 4 significant figures; no value as '-' (as null in JSON and empty
-    in CSV; the summary's no_value_reason row says why)."""
+    """A table cell: a number to 4 significant figures with thousands separators and no exponent
+    (human.significant: "33,910", "0.01221"; "1.221e-5" only below 0.0001); no value as '-' (as
+    null in JSON and empty in CSV; the summary's no_value_reason row says why)."""
+    from ..human import significant
+
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if isinstance(value, float):
-        return f"{value:,.4g}"
+        return significant(value, 4)
     if isinstance(value, list):
         return "; ".join(map(str, value)) or "none"
     if isinstance(value, dict):
@@ -364,6 +367,8 @@ def _cell(value: object) -> str:
 def title(c: dict) -> str:
     """'chat: llama-3.1-8b bf16 on 2x h100-sxm TP1; 2,000 requests, poisson 20 req/s, seed 0';
     pools of a disaggregated run: '1x prefill TP4 + 3x decode TP4 = 16 h100-sxm'."""
+    from ..human import significant
+
     pools = c["pools"]
     hws = list(dict.fromkeys(p["hw"] for p in pools))
     if len(pools) == 1:
@@ -378,7 +383,7 @@ def title(c: dict) -> str:
     a = c["arrival"]
     traffic = {"trace": f"replay of {a.get('trace')}", "offline": "offline (all at 0 s)",
                "closed_loop": f"closed loop, {a.get('users')} users, think {a.get('think_time_s')} s"}.get(
-        a["process"], f"{a['process']} {a.get('rate') or 0:,.4g} req/s" + (f", cv {a['cv']:g}" if a.get("cv") else ""))
+        a["process"], f"{a['process']} {significant(a.get('rate') or 0, 4)} req/s" + (f", cv {a['cv']:g}" if a.get("cv") else ""))
     seed = "" if c["seed"] is None else f", seed {c['seed']}"
     return f"{c['scenario']}: {c['model']} {c['dtype']} on {where}; {c['requests']:,} requests, {traffic}{seed}"
 

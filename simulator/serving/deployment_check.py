@@ -144,8 +144,8 @@ def _check_fit(dep: Deployment, model, dev, layout: Layout, prec, keys: PoolKeys
     if _fits(dep, model, dev, layout, prec):
         return
     fits = _smallest_tp(dep, model, dev, layout, prec)
-    tp_key = "tp" if keys.role == "both" else f"{keys.role}_tp"  # the key that sizes this pool alone
-    advice = f"fits from {tp_key} {fits}" if fits else f"no TP degree up to {MAX_TP_ADVICE} fits: add pipeline stages"
+    advice = f"fits from {_tp_name(keys.role, origin)} {fits}" if fits else \
+        f"no TP degree up to {MAX_TP_ADVICE} fits: add pipeline stages"
     pool = "" if keys.role == "both" else f"the {keys.role} pool's "
     head = f"does not fit: {pool}{model.id} {dep.dtype} on {dev.spec.id} {layout.name()}"
     for key, low in (("max_batch", 1), ("max_batched_tokens", MIN_BATCHED_TOKENS)):
@@ -157,7 +157,39 @@ def _check_fit(dep: Deployment, model, dev, layout: Layout, prec, keys: PoolKeys
                             f"the KV cache; fits with {key} up to {best:,}{tp_too}")
     own_hw = keys.hw.startswith("deployment.disaggregation.")
     where = origin.where(*((keys.hw, keys.tp) if own_hw else (keys.tp, keys.hw)), "deployment.model", "deployment.dtype")
-    raise bad_input(where, f"{head} leaves no memory for the KV cache; {advice}")
+    raise bad_input(where, f"{head} leaves no memory for the KV cache; {advice}{_other_pools(dep, model, keys.role, origin)}")
+
+
+def _tp_name(role: str, origin: Origin) -> str:
+    """What sizes one pool's TP, as the user gave the run: the flag (--tp, --prefill-tp) when any
+    flag was given or there is no file, else the scenario key (tp, prefill_tp)."""
+    flags = origin.file is None or bool(origin.flags)
+    if role == "both":
+        return "--tp" if flags else "tp"
+    return f"--{role}-tp" if flags else f"{role}_tp"
+
+
+def _other_pools(dep: Deployment, model, role: str, origin: Origin) -> str:
+    """For a disaggregated pool that does not fit: which other pool does not fit either, and from
+    which TP it would ("; the decode pool (TP4 on a10g) does not fit either: fits from --decode-tp 8")."""
+    from .shapes import pool_shapes
+
+    notes = []
+    for shape in pool_shapes(dep):
+        if shape.role in (role, "both"):
+            continue
+        dev = device(shape.hw)
+        layout = Layout(shape.tp, shape.pp, shape.cp, dep.ep, dep.ep_imbalance, dep.cp_kind)
+        try:
+            prec = resolve_precision(dev.spec, dep.dtype, dep.kv_dtype)
+        except InfercastError:
+            continue
+        if _fits(dep, model, dev, layout, prec):
+            continue
+        fits = _smallest_tp(dep, model, dev, layout, prec)
+        advice = f"fits from {_tp_name(shape.role, origin)} {fits}" if fits else "no TP degree fits"
+        notes.append(f"; the {shape.role} pool ({layout.name()} on {dev.spec.id}) does not fit either: {advice}")
+    return "".join(notes)
 
 
 def _check_offload(dep: Deployment, spec, per_block: float, origin: Origin) -> None:

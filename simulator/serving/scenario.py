@@ -15,7 +15,7 @@
 
 Every value is checked where it is read: field types here (counts under limits.py's ceilings,
 finite rates and times, length specs read whole by traffic.length_spec, at least 16 batched
-tokens, a KV link of at least 1 MB/s), then `check_scenario` for what involves several keys (a
+tokens, a KV link of at least 1 MB/s, SLOs of at least 1 us: MIN_SLO_S), then `check_scenario` for what involves several keys (a
 rate for the arrivals that need one, a prefix shorter than the prompts, unique class names, no
 key that the rest of the file makes meaningless: turn_input_len of a one-turn class,
 swap_space_gib without swap preemption, cp_kind with cp 1), for the deployment against its model
@@ -34,7 +34,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBo
 from ..checks import plain_number
 from ..config_io import describe_validation_error, load_model
 from ..errors import InfercastError, bad_input
-from ..human import count, rate, seconds, significant
+from ..human import count, duration, request_rate, significant
 from ..limits import MAX_BATCH, MAX_DEGREE, MAX_QUANTITY, MAX_REPLICAS, MAX_REQUESTS, MAX_SEED, MAX_TOKENS
 from ..precision import KV_DTYPES, WEIGHT_DTYPES
 from ..quantity_types import STRICT, Bytes, BytesPerS, Label, whole_number
@@ -48,6 +48,7 @@ MAX_BLOCK_TOKENS = 65_536  # tokens per KV block (vLLM uses 16 to 128)
 MAX_SECONDS = MAX_QUANTITY["seconds"]
 MIN_LINK = 1e6  # bytes/s of a KV handover link: a thousandth of 1 GbE; under it a handover takes hours
 MIN_BATCHED_TOKENS = 16  # tokens per step: one KV block of the default size
+MIN_SLO_S = 1e-6  # seconds: the smallest TTFT or TPOT target; no token comes back within a microsecond
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -106,6 +107,17 @@ Requests = Annotated[int, whole_number(1, MAX_REQUESTS, " (limits.MAX_REQUESTS: 
 Seed = Annotated[int, whole_number(0, MAX_SEED, " (limits.MAX_SEED, 2^63 - 1)")]
 Rate = Annotated[float, finite(0, MAX_RATE)]
 PositiveSeconds = Annotated[float, finite(0, MAX_SECONDS)]
+
+
+def _slo_floor(value: float) -> float:
+    if value < MIN_SLO_S:
+        raise ValueError(f"must be at least {significant(MIN_SLO_S * 1e6)} us (scenario.MIN_SLO_S): no engine "
+                         f"returns a token sooner (one kernel launch takes several us), so a smaller target "
+                         f"only marks every request late")
+    return value
+
+
+SloSeconds = Annotated[PositiveSeconds, AfterValidator(_slo_floor)]  # a TTFT or TPOT target
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=4096)]  # an ID or a file path
 
 
@@ -138,8 +150,8 @@ class Trace(BaseModel):
 
 class Slo(BaseModel):
     model_config = STRICT
-    ttft_s: PositiveSeconds = float("inf")
-    tpot_s: PositiveSeconds = float("inf")
+    ttft_s: SloSeconds = float("inf")
+    tpot_s: SloSeconds = float("inf")
 
 
 class Disaggregation(BaseModel):
@@ -329,19 +341,10 @@ def _refuse_span(sc: Scenario, span: float, origin: Origin) -> None:
     key = "max_time_s" if "max_time_s" in sc.model_fields_set else "arrival.rate"
     given = {"arrival.rate": sc.arrival.rate, "num_requests": sc.num_requests, "max_time_s": sc.max_time_s}[key]
     fits = min(MAX_RATE, (sc.num_requests - 1) / sc.max_time_s)
-    raise bad_input(origin.where(key), f"{count(sc.num_requests)} requests at {_request_rate(sc.arrival.rate)} "
-                                       f"arrive over {seconds(span)}, past the run's time bound (max_time_s: "
-                                       f"{seconds(sc.max_time_s)}): raise the rate to at least "
-                                       f"{_request_rate(fits)}, raise max_time_s or ask for fewer requests", given)
-
-
-def _request_rate(x: float) -> str:
-    """A request rate for people: "4 requests/s", or below 0.01/s the mean gap ("one request every 4 days")."""
-    if x >= 0.01:
-        return rate(x, "requests/s")
-    gap = seconds(1.0 / x)
-    return f"less than one request every {gap.removeprefix('more than ')}" if gap.startswith("more than") \
-        else f"one request every {gap}"
+    raise bad_input(origin.where(key), f"{count(sc.num_requests)} requests at {request_rate(sc.arrival.rate)} "
+                                       f"arrive over {duration(span)}, past the run's time bound (max_time_s: "
+                                       f"{duration(sc.max_time_s)}): raise the rate to at least "
+                                       f"{request_rate(fits)}, raise max_time_s or ask for fewer requests", given)
 
 
 def _check_deployment(dep: Deployment, origin: Origin) -> None:

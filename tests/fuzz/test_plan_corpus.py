@@ -68,6 +68,10 @@ def long_prompt_small_chunks(tmp: Path) -> str:
 
 
 CASES = [
+    key("purchase-under-a-dollar", "inventory.0.purchase_usd", 0.001, "at least $1"),
+    key("amortization-too-short", "amortization_years", 0.0001, "at least 0.25 years"),
+    key("ttft-under-a-microsecond", "classes.0.ttft_s", 1e-9, "at least 1 us"),
+    flag("ttft-under-a-microsecond", [*QUICK, "--ttft", "1e-9"], "--ttft: must be at least 1 us"),
     key("rate-negative", "classes.0.rate", -1), key("rate-inf", "classes.0.rate", float("inf")),
     key("rate-string", "classes.0.rate", "lots"), key("ttft-zero", "classes.1.ttft_s", 0),
     key("tpot-negative", "classes.1.tpot_s", -0.1), key("ttft-nan", "classes.0.ttft_s", float("nan")),
