@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from enum import Enum
+from functools import lru_cache
 from typing import Optional
 
 import typer
@@ -128,8 +129,10 @@ def run(argv: list[str] | None = None) -> int:
 
 def _given_once(argv: list[str]) -> None:
     """No option is repeatable: one given twice (`--tp 1 --tp 2`, where the command line parser
-    would keep the last without a word) is refused in one line."""
+    would keep the last without a word), or with its opposite (`--disagg --no-disagg`,
+    `--points --summary`), is refused in one line."""
     seen: set[str] = set()
+    opposite = _flag_opposites(frozenset(_PLUGGED)) if sum(t.startswith("--") for t in argv) > 1 else {}
     for token in argv:
         if token == "--":
             return
@@ -137,10 +140,27 @@ def _given_once(argv: list[str]) -> None:
         if name.startswith("--") and len(name) > 2:
             if name in seen:
                 raise InfercastError(f"{name}: given twice; give each option once")
-            pair = "--" + name[5:] if name.startswith("--no-") else "--no-" + name[2:]  # --x against --no-x
+            pair = opposite.get(name)
             if pair in seen:
                 raise InfercastError(f"{name}: contradicts {pair} given before it; give one of the two")
             seen.add(name)
+
+
+@lru_cache(maxsize=4)
+def _flag_opposites(plugged: frozenset) -> dict[str, str]:
+    """Each on/off flag's name -> its opposite's, over every command (`--x/--no-x`,
+    `--points/--summary`); `plugged`, the plugin commands added so far, keys the cache."""
+    out: dict[str, str] = {}
+    stack = [typer.main.get_command(app)]
+    while stack:
+        cmd = stack.pop()
+        stack.extend(getattr(cmd, "commands", {}).values())
+        for p in cmd.params:
+            if getattr(p, "is_flag", False) and getattr(p, "secondary_opts", None):
+                for on in p.opts:
+                    for off in p.secondary_opts:
+                        out[on], out[off] = off, on
+    return out
 
 
 def _fail(line: str, code: int) -> int:

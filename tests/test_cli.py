@@ -177,6 +177,7 @@ def test_list_tables_use_thousands_separators_and_full_names(capsys):
     ["simulate", "--no-prefix-caching", "--prefix-caching", "--num-requests", "2"],
     ["plan", "--disagg", "--no-disagg", "--rounds", "0"],
     ["whatif", "--tp", "1", "--tp=2"],
+    ["validate", "--summary", "--points"],  # an on/off pair not spelled --no-
 ])
 def test_an_option_given_twice_or_against_its_negation_is_refused(capsys, argv):
     code, _, err = call(capsys, *argv)
