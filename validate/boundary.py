@@ -7,18 +7,16 @@ committing a run as reference data is the explicit step `infercast validate publ
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 
 from simulator.calibration import infercast_home
 from simulator.checks import whole_number
 from simulator.errors import bad_input
+from simulator.own_folders import package_folders, protected_roots
 
-PACKAGES = ("simulator", "validate", "kernels", "hwspecs", "workloads")  # pyproject's top-level packages
 
 
 def e2e_folder() -> Path:
@@ -38,24 +36,6 @@ def threads_flag(value: object, where: str = "--threads") -> int | None:
 
 
 # -- the package's own folders --------------------------------------------------------------------
-def package_folders() -> list[Path]:
-    """The folders infercast's packages were imported from (a checkout, or site-packages)."""
-    out = []
-    for name in PACKAGES:
-        spec = importlib.util.find_spec(name)
-        for loc in (spec.submodule_search_locations or []) if spec else []:
-            out.append(Path(loc).resolve())
-    return out
-
-
-def protected_roots() -> list[Path]:
-    """Folders no run writes into: the one that holds infercast's packages (a checkout's root, with
-    its tests/, benchmarks/, .venv/, .git/; or site-packages) and the running Python's prefix (the
-    virtual environment or installation)."""
-    roots = {p.parent for p in package_folders()} | {Path(sys.prefix).resolve()}
-    return sorted(roots)
-
-
 def inside_package(path: Path) -> Path | None:
     """The protected folder `path` lies in or is (protected_roots), or the package folder it holds
     (every folder above a checkout or site-packages holds them), else None."""

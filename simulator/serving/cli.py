@@ -24,6 +24,7 @@ from typing import Optional
 import typer
 
 from ..errors import bad_input
+from ..own_folders import package_folder_holding
 
 
 class Arrival(str, Enum):
@@ -260,7 +261,7 @@ def _check_new_file(chrome_trace: str | None) -> None:
         raise bad_input("--chrome-trace", "names a folder (it ends in a slash): give the path of a new file in it, "
                                           "e.g. steps.json", chrome_trace)
     path = Path(chrome_trace)
-    pkg = _package_folder_holding(path)
+    pkg = package_folder_holding(path)
     if pkg is not None:
         raise bad_input("--chrome-trace", f"lies inside infercast's own package folder {pkg}: write it elsewhere",
                         chrome_trace)
@@ -275,22 +276,6 @@ def _check_new_file(chrome_trace: str | None) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise bad_input("--chrome-trace", f"cannot write in the folder {str(folder)!r}: pick another path",
                         chrome_trace)
-
-
-PACKAGES = ("simulator", "validate", "kernels", "hwspecs", "workloads")  # pyproject's top-level packages
-
-
-def _package_folder_holding(path: Path) -> Path | None:
-    """The folder of one of infercast's packages (a checkout's, or site-packages') that `path` lies in."""
-    import importlib.util
-
-    full = path.resolve()
-    for name in PACKAGES:
-        spec = importlib.util.find_spec(name)
-        for loc in (spec.submodule_search_locations or []) if spec else []:
-            if Path(loc).resolve() in full.parents:
-                return Path(loc).resolve()
-    return None
 
 
 def _emit(res, sc, format: Format) -> None:
