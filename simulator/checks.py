@@ -31,13 +31,24 @@ def plain_number(value: object) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def plain_whole(value: object) -> int | None:
+    """`value` as an int: an integer (not a boolean) or a float with no fraction (4096.0); None
+    for anything else."""
+    if type(value) is int:  # the common case first
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
 def whole_number(value: object, where: str, low: int = 1, high: int | None = None, why_high: str = "") -> int:
     """`value` as an int in [low, high]; booleans and fractions are refused."""
-    ok = type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
-    if isinstance(value, float) and math.isfinite(value) and value == int(value):
-        ok, value = True, int(value)
-    if not ok:
+    n = plain_whole(value)
+    if n is None:
         raise bad_input(where, f"must be a whole number >= {low}", value)
+    value = n
     if value < low:
         raise bad_input(where, f"must be a whole number >= {low}", value)
     if high is not None and value > high:

@@ -10,13 +10,11 @@ config_io adds the file, the key and the value given.
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Annotated
 
 from pydantic import BeforeValidator, ConfigDict
 
-from .checks import EXPONENT_FORM, plain_number
+from .checks import EXPONENT_FORM, plain_number, plain_whole
 from .units import NOUN, parse_quantity
 
 
@@ -44,15 +42,12 @@ def whole_number(low: int, high: int, why_high: str = "") -> BeforeValidator:
         allowed = f"must be a whole number from {low:,} to {high:,}"
         if isinstance(value, str) and EXPONENT_FORM.fullmatch(value.strip()):
             value = float(value)  # YAML 1.2's `1e3`, which PyYAML reads as a string
-        if isinstance(value, float) and math.isfinite(value) and value == int(value):
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        n = plain_whole(value)
+        if n is None or n < low:
             raise ValueError(allowed)
-        if value < low:
-            raise ValueError(allowed)
-        if value > high:
+        if n > high:
             raise ValueError(f"must be at most {high:,}{why_high}")
-        return int(value)
+        return n
 
     return BeforeValidator(check)
 
