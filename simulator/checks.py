@@ -69,9 +69,4 @@ def finite_number(value: object, where: str, low: float | None = None, high: flo
     return x
 
 
-def positive_seconds(value: object, where: str) -> float:
-    """An SLO or a time: a finite number of seconds > 0."""
-    return finite_number(value, where, low=0.0)
-
-
-__all__ = ["InfercastError", "plain_number", "whole_number", "finite_number", "positive_seconds"]
+__all__ = ["InfercastError", "plain_number", "plain_whole", "whole_number", "finite_number"]
